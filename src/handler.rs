@@ -1,0 +1,161 @@
+//! The handler: one HTTP request in, one HTTP response out, whatever happens. Tests call it
+//! directly; `main` lends it the client, the configuration and the cache built once at start-up.
+
+use crate::cache::{TerminalCache, DEFAULT_CAPACITY};
+use crate::config::Config;
+use crate::error::{Error, UpstreamError, UpstreamKind};
+use crate::ids::{DatastoreId, JobId};
+use crate::job::JobView;
+use crate::response::Reply;
+use crate::{route, upstream};
+use aws_sdk_healthlake::Client;
+use futures_util::FutureExt;
+use lambda_http::http::{header, Method};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Kept back from the Lambda deadline so that our 504 reaches the caller before Lambda stops us.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+
+/// Everything a request needs that outlives it: built once per execution environment.
+pub struct App {
+    pub client: Client,
+    pub config: Config,
+    pub cache: TerminalCache,
+}
+
+impl App {
+    pub fn new(client: Client, config: Config) -> Self {
+        App {
+            client,
+            config,
+            cache: TerminalCache::new(DEFAULT_CAPACITY),
+        }
+    }
+}
+
+/// What the request's log line says besides status and timings.
+#[derive(Default)]
+struct Trace {
+    datastore_id: Option<DatastoreId>,
+    job_id: Option<JobId>,
+    upstream_ms: Option<u64>,
+    cache_hit: bool,
+}
+
+/// Answers one request. Never fails and never panics outward: a panic inside becomes a 500
+/// problem, and every request leaves exactly one JSON log line.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let reply = Reply::for_request(&req, request_id(&req), &app.config.allowed_origins);
+    let mut trace = Trace::default();
+    let outcome = AssertUnwindSafe(respond(app, &req, &reply, &mut trace))
+        .catch_unwind()
+        .await;
+    let (resp, upstream_code) = match outcome {
+        Ok(Ok(resp)) => (resp, None),
+        Ok(Err(err)) => (reply.problem(&err), err.upstream_code().map(str::to_owned)),
+        Err(_panic) => (reply.problem(&Error::Internal), None),
+    };
+    tracing::info!(
+        request_id = %reply.request_id,
+        method = %req.method(),
+        datastore_id = trace.datastore_id.as_ref().map(DatastoreId::as_str),
+        job_id = trace.job_id.as_ref().map(JobId::as_str),
+        status = resp.status().as_u16(),
+        upstream_error = upstream_code.as_deref(),
+        upstream_ms = trace.upstream_ms,
+        cache_hit = trace.cache_hit,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    resp
+}
+
+async fn respond(
+    app: &App,
+    req: &Request,
+    reply: &Reply,
+    trace: &mut Trace,
+) -> Result<Response<Body>, Error> {
+    let raw = route::match_route(req).ok_or(Error::NoRoute)?;
+    match *req.method() {
+        Method::GET | Method::HEAD => {}
+        Method::OPTIONS => return Ok(reply.options()),
+        _ => return Err(Error::MethodNotAllowed),
+    }
+    let (datastore, job) = raw.parse()?;
+    trace.datastore_id = Some(datastore.clone());
+    trace.job_id = Some(job.clone());
+    if !app.config.datastore_allowed(&datastore) {
+        return Err(Error::DatastoreNotAllowed);
+    }
+
+    let rendered = match app.cache.get(&datastore, &job) {
+        Some(hit) => {
+            trace.cache_hit = true;
+            hit
+        }
+        None => {
+            let budget = upstream_budget(app.config.upstream_timeout, req)?;
+            let started = Instant::now();
+            let answer = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
+            trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
+            let (view, submitted) = JobView::from_sdk(&datastore, &job, &answer?)?;
+            let rendered = Arc::new(view.render(submitted));
+            app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
+            rendered
+        }
+    };
+    Ok(reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch()))
+}
+
+/// The configured budget, capped by the time left before the Lambda deadline minus a margin.
+fn upstream_budget(configured: Duration, req: &Request) -> Result<Duration, Error> {
+    let Some(deadline) = req
+        .lambda_context_ref()
+        .filter(|c| c.deadline > 0)
+        .map(|c| c.deadline())
+    else {
+        return Ok(configured);
+    };
+    match deadline
+        .duration_since(SystemTime::now())
+        .ok()
+        .and_then(|left| left.checked_sub(DEADLINE_MARGIN))
+    {
+        Some(left) if !left.is_zero() => Ok(configured.min(left)),
+        _ => Err(UpstreamError::new(UpstreamKind::Timeout, "DeadlineTooClose").into()),
+    }
+}
+
+/// API Gateway's request id where the event has one, else the Lambda request id, else (a plain
+/// HTTP request to the local server) a process-local counter.
+fn request_id(req: &Request) -> String {
+    let from_gateway = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.request_id.clone(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    from_gateway
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            req.lambda_context_ref()
+                .map(|c| c.request_id.clone())
+                .filter(|id| !id.is_empty())
+        })
+        .unwrap_or_else(|| {
+            static NEXT: AtomicU64 = AtomicU64::new(1);
+            format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+        })
+}
+
+fn now_epoch() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

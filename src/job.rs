@@ -1,0 +1,347 @@
+//! What a caller is told about an export job: HealthLake's answer reduced to the documented
+//! fields, checked, scrubbed of anything that identifies the account, and rendered once.
+
+use crate::error::UpstreamError;
+use crate::ids::{DatastoreId, JobId};
+use aws_sdk_healthlake::types::{ExportJobProperties, OutputDataConfig};
+use aws_smithy_types::DateTime;
+use serde::Serialize;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+/// Statuses after which a job never changes. CANCEL_FAILED is not one: the cancel failed, so the
+/// job goes on towards COMPLETED or FAILED. An unknown (newer than this build) status is treated
+/// as running: it is passed through, never cached, and pollers keep polling.
+pub fn is_terminal(status: &str) -> bool {
+    matches!(
+        status,
+        "COMPLETED" | "COMPLETED_WITH_ERRORS" | "FAILED" | "CANCEL_COMPLETED"
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    pub datastore_id: String,
+    pub job_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    pub status: String,
+    pub terminal: bool,
+    pub submitted_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "outputS3Uri", skip_serializing_if = "Option::is_none")]
+    pub output_s3_uri: Option<String>,
+}
+
+/// A job view rendered to bytes once, with what the response headers need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedJob {
+    pub body: String,
+    pub etag: String,
+    pub terminal: bool,
+    /// Seconds since the Unix epoch, for the poll hint.
+    pub submitted_epoch: i64,
+}
+
+impl JobView {
+    /// Builds the view from HealthLake's answer. The SDK fills required fields that the wire
+    /// answer lacked with defaults (empty strings, the epoch, "no value was set"): those, and an
+    /// answer about another job, are a broken upstream, not a job.
+    pub fn from_sdk(
+        datastore: &DatastoreId,
+        job: &JobId,
+        p: &ExportJobProperties,
+    ) -> Result<(Self, i64), UpstreamError> {
+        let status = p.job_status().as_str();
+        let submitted = p.submit_time();
+        if p.job_id() != job.as_str()
+            || p.datastore_id() != datastore.as_str()
+            || !is_status_word(status)
+            || submitted.secs() == 0 && submitted.subsec_nanos() == 0
+        {
+            return Err(UpstreamError::malformed());
+        }
+        let output_s3_uri = match p.output_data_config() {
+            Some(OutputDataConfig::S3Configuration(s3)) => Some(scrub(s3.s3_uri())),
+            _ => None,
+        };
+        let view = JobView {
+            datastore_id: datastore.to_string(),
+            job_id: job.to_string(),
+            job_name: p.job_name().map(str::to_owned),
+            status: status.to_owned(),
+            terminal: is_terminal(status),
+            submitted_at: rfc3339_millis(submitted).ok_or_else(UpstreamError::malformed)?,
+            ended_at: match p.end_time() {
+                Some(t) => Some(rfc3339_millis(t).ok_or_else(UpstreamError::malformed)?),
+                None => None,
+            },
+            message: p.message().map(scrub),
+            output_s3_uri,
+        };
+        Ok((view, submitted.secs()))
+    }
+
+    pub fn render(&self, submitted_epoch: i64) -> RenderedJob {
+        let body = serde_json::to_string(self).expect("a JobView always serializes");
+        RenderedJob {
+            etag: etag_of(body.as_bytes()),
+            body,
+            terminal: self.terminal,
+            submitted_epoch,
+        }
+    }
+}
+
+/// HealthLake's statuses are upper-case words joined by underscores; anything else (including
+/// the SDK's "no value was set") means the answer was not a real status.
+fn is_status_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+const RFC3339_MILLIS: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// RFC 3339 in UTC with exactly three fractional digits (truncated, never rounded up into the
+/// next second).
+pub fn rfc3339_millis(t: &DateTime) -> Option<String> {
+    let nanos = i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos());
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()?
+        .format(RFC3339_MILLIS)
+        .ok()
+}
+
+/// A strong ETag over the exact body bytes (FNV-1a, 64 bits): the same body gives the same tag in
+/// every execution environment, and any change in the body changes the tag.
+fn etag_of(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("\"{h:016x}\"")
+}
+
+/// Removes what would identify the account from text that HealthLake wrote (a job's message, an
+/// output URI): ARNs (a role or a KMS key), 12-digit account ids and key ids (UUIDs).
+pub fn scrub(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let boundary = out.chars().next_back().is_none_or(|c| !c.is_ascii_alphanumeric());
+        if boundary && starts_with_ignore_case(rest, "arn:") {
+            let end = rest.find(|c: char| c.is_whitespace() || "\"'<>()[]{},;`".contains(c));
+            out.push_str("[redacted]");
+            rest = &rest[end.unwrap_or(rest.len())..];
+            continue;
+        }
+        let run = rest
+            .find(|c: char| !c.is_ascii_hexdigit() && c != '-')
+            .unwrap_or(rest.len());
+        if boundary && run > 0 {
+            let token = &rest[..run];
+            if let Some(len) = sensitive_prefix(token) {
+                out.push_str("[redacted]");
+                rest = &rest[len..];
+                continue;
+            }
+            // Not sensitive: copy the run through whole so that its tail is not re-examined.
+            out.push_str(token);
+            rest = &rest[run..];
+            continue;
+        }
+        let c = rest.chars().next().expect("rest is not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+/// `token` is a run of hex digits and dashes that starts at a word boundary. Returns how much of
+/// it to redact: a whole UUID, or 12 decimal digits that are not part of a longer number.
+fn sensitive_prefix(token: &str) -> Option<usize> {
+    let is_uuid = |t: &str| {
+        t.len() == 36
+            && t.char_indices().all(|(i, c)| {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
+    if token.len() >= 36 && is_uuid(&token[..36]) && !token[36..].starts_with(|c: char| c.is_ascii_hexdigit())
+    {
+        return Some(36);
+    }
+    // Split the run at dashes and look at the first group of digits, e.g. 123456789012 in
+    // "123456789012-exports".
+    let first = token.split('-').next().unwrap_or("");
+    if first.len() == 12 && first.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(12);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_healthlake::types::{JobStatus, S3Configuration};
+
+    fn ids() -> (DatastoreId, JobId) {
+        (DatastoreId::parse("ds1").unwrap(), JobId::parse("job1").unwrap())
+    }
+
+    fn props(status: &str) -> aws_sdk_healthlake::types::builders::ExportJobPropertiesBuilder {
+        ExportJobProperties::builder()
+            .job_id("job1")
+            .datastore_id("ds1")
+            .job_status(JobStatus::from(status))
+            .submit_time(DateTime::from_secs_and_nanos(1_700_000_000, 123_456_789))
+    }
+
+    #[test]
+    fn terminal_statuses_are_the_documented_ones() {
+        for s in ["COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCEL_COMPLETED"] {
+            assert!(is_terminal(s), "{s}");
+        }
+        for s in [
+            "SUBMITTED",
+            "QUEUED",
+            "IN_PROGRESS",
+            "CANCEL_SUBMITTED",
+            "CANCEL_IN_PROGRESS",
+            "CANCEL_FAILED",
+            "PAUSED",
+        ] {
+            assert!(!is_terminal(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn renders_the_documented_fields_and_omits_absent_ones() {
+        let (ds, job) = ids();
+        let p = props("IN_PROGRESS").build().unwrap();
+        let (view, submitted) = JobView::from_sdk(&ds, &job, &p).unwrap();
+        assert_eq!(submitted, 1_700_000_000);
+        assert_eq!(
+            view.render(submitted).body,
+            r#"{"datastoreId":"ds1","jobId":"job1","status":"IN_PROGRESS","terminal":false,"submittedAt":"2023-11-14T22:13:20.123Z"}"#
+        );
+    }
+
+    #[test]
+    fn passes_optional_fields_and_never_the_role_or_key() {
+        let (ds, job) = ids();
+        let p = props("COMPLETED")
+            .job_name("nightly")
+            .end_time(DateTime::from_secs_and_nanos(1_700_000_360, 5_000_000))
+            .message("done")
+            .data_access_role_arn("arn:aws:iam::123456789012:role/HealthLakeExport")
+            .output_data_config(OutputDataConfig::S3Configuration(
+                S3Configuration::builder()
+                    .s3_uri("s3://exports/nightly/")
+                    .kms_key_id("arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+                    .build()
+                    .unwrap(),
+            ))
+            .build()
+            .unwrap();
+        let (view, s) = JobView::from_sdk(&ds, &job, &p).unwrap();
+        let body = view.render(s).body;
+        assert_eq!(
+            body,
+            r#"{"datastoreId":"ds1","jobId":"job1","jobName":"nightly","status":"COMPLETED","terminal":true,"submittedAt":"2023-11-14T22:13:20.123Z","endedAt":"2023-11-14T22:19:20.005Z","message":"done","outputS3Uri":"s3://exports/nightly/"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_statuses_pass_through_as_running() {
+        let (ds, job) = ids();
+        let (view, _) =
+            JobView::from_sdk(&ds, &job, &props("PAUSED_FOR_MAINTENANCE").build().unwrap()).unwrap();
+        assert_eq!(view.status, "PAUSED_FOR_MAINTENANCE");
+        assert!(!view.terminal);
+    }
+
+    #[test]
+    fn answers_missing_required_fields_are_malformed() {
+        let (ds, job) = ids();
+        // What the SDK's error correction fills in for absent required members.
+        let cases = [
+            props("no value was set").build().unwrap(),
+            props("QUEUED").job_id("").build().unwrap(),
+            props("QUEUED").datastore_id("").build().unwrap(),
+            props("QUEUED")
+                .submit_time(DateTime::from_secs(0))
+                .build()
+                .unwrap(),
+            props("QUEUED").job_id("another-job").build().unwrap(),
+        ];
+        for p in cases {
+            assert!(JobView::from_sdk(&ds, &job, &p).is_err(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_truncate_to_milliseconds() {
+        assert_eq!(
+            rfc3339_millis(&DateTime::from_secs_and_nanos(0, 999_999_999)).unwrap(),
+            "1970-01-01T00:00:00.999Z"
+        );
+        assert_eq!(
+            rfc3339_millis(&DateTime::from_secs(1_700_000_000)).unwrap(),
+            "2023-11-14T22:13:20.000Z"
+        );
+        assert_eq!(rfc3339_millis(&DateTime::from_secs(i64::MAX)), None);
+    }
+
+    #[test]
+    fn etag_follows_the_body() {
+        let a = etag_of(b"{\"status\":\"QUEUED\"}");
+        assert_eq!(a, etag_of(b"{\"status\":\"QUEUED\"}"));
+        assert_ne!(a, etag_of(b"{\"status\":\"IN_PROGRESS\"}"));
+        assert!(a.starts_with('"') && a.ends_with('"') && a.len() == 18);
+    }
+
+    #[test]
+    fn scrub_redacts_arns_accounts_and_key_ids() {
+        assert_eq!(
+            scrub("Access denied for arn:aws:iam::123456789012:role/Export-Role, retry"),
+            "Access denied for [redacted], retry"
+        );
+        assert_eq!(
+            scrub("account 123456789012 lacks access"),
+            "account [redacted] lacks access"
+        );
+        assert_eq!(
+            scrub("s3://exports-123456789012-us-east-1/x/"),
+            "s3://exports-[redacted]-us-east-1/x/"
+        );
+        assert_eq!(
+            scrub("key 1234abcd-12ab-34cd-56ef-1234567890ab gone"),
+            "key [redacted] gone"
+        );
+        assert_eq!(scrub("ARN:AWS:kms:x"), "[redacted]");
+        // Ordinary numbers, longer digit runs and words that contain "arn" are left alone.
+        assert_eq!(
+            scrub("exported 1234567890123 resources"),
+            "exported 1234567890123 resources"
+        );
+        assert_eq!(scrub("learn:more 42 items"), "learn:more 42 items");
+        assert_eq!(scrub("s3://bucket/prefix/"), "s3://bucket/prefix/");
+        assert_eq!(scrub("ünïcödé ok"), "ünïcödé ok");
+    }
+}

@@ -1,0 +1,22 @@
+//! The Lambda entry point: configuration, the SDK client and the cache are built once per
+//! execution environment and lent to every invocation.
+
+use aws_sdk_healthlake::Client;
+use export_job_status::config::Config;
+use export_job_status::handler::App;
+use export_job_status::{logging, runtime, upstream};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    logging::init();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::error!(error = %err, "start-up stopped");
+            std::process::exit(1);
+        }
+    };
+    let sdk = upstream::load_sdk_config(&config).await;
+    let app: &'static App = Box::leak(Box::new(App::new(Client::new(&sdk), config)));
+    runtime::run(app).await
+}

@@ -1,0 +1,189 @@
+//! The one upstream call: HealthLake `DescribeFHIRExportJob`, with the SDK's standard retries,
+//! bounded by a time budget, and every failure classified for the caller.
+
+use crate::config::Config;
+use crate::error::{UpstreamError, UpstreamKind};
+use crate::ids::{DatastoreId, JobId};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_healthlake::operation::describe_fhir_export_job::DescribeFHIRExportJobError;
+use aws_sdk_healthlake::types::ExportJobProperties;
+use aws_sdk_healthlake::Client;
+use std::time::Duration;
+
+/// Connecting to a regional endpoint takes milliseconds; a connect that takes longer is better
+/// retried than waited for.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// Throttling retries back off from here (with jitter), so that all attempts fit the budget.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The SDK configuration for this function: the default credential and region chain (so
+/// `AWS_ENDPOINT_URL_HEALTHLAKE` and the Lambda role work as the SDK defines them), standard
+/// retries bounded by `UPSTREAM_MAX_ATTEMPTS`, and the upstream budget as the operation timeout.
+pub async fn load_sdk_config(config: &Config) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(config.max_attempts)
+                .with_initial_backoff(INITIAL_BACKOFF),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_timeout(config.upstream_timeout)
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// Describes one export job within `budget`, which the caller has already capped by the Lambda
+/// deadline.
+pub async fn describe_export_job(
+    client: &Client,
+    datastore: &DatastoreId,
+    job: &JobId,
+    budget: Duration,
+) -> Result<ExportJobProperties, UpstreamError> {
+    let call = client
+        .describe_fhir_export_job()
+        .datastore_id(datastore.as_str())
+        .job_id(job.as_str())
+        .send();
+    match tokio::time::timeout(budget, call).await {
+        Err(_elapsed) => Err(UpstreamError::new(UpstreamKind::Timeout, "Timeout")),
+        Ok(Err(err)) => Err(classify(&err)),
+        Ok(Ok(out)) => out.export_job_properties.ok_or_else(UpstreamError::malformed),
+    }
+}
+
+type DescribeError = SdkError<DescribeFHIRExportJobError, aws_smithy_runtime_api::http::Response>;
+
+/// Maps an SDK error to what it means for the caller. The error's message is never read.
+pub fn classify(err: &DescribeError) -> UpstreamError {
+    use UpstreamKind::*;
+    match err {
+        SdkError::ServiceError(e) => {
+            let status = e.raw().status().as_u16();
+            match e.err().code() {
+                Some(code) => UpstreamError::new(kind_of_code(code, status), log_safe(code)),
+                None => UpstreamError::new(kind_of_status(status), format!("HTTP {status}")),
+            }
+        }
+        SdkError::TimeoutError(_) => UpstreamError::new(Timeout, "Timeout"),
+        SdkError::DispatchFailure(d) if d.is_timeout() => UpstreamError::new(Timeout, "ConnectTimeout"),
+        SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) if caused_by_credentials(err) => {
+            UpstreamError::new(Credentials, "CredentialsError")
+        }
+        SdkError::DispatchFailure(d) if d.is_io() => UpstreamError::new(BadGateway, "ConnectionError"),
+        SdkError::DispatchFailure(_) => UpstreamError::new(BadGateway, "DispatchFailure"),
+        SdkError::ResponseError(_) => UpstreamError::new(BadGateway, "UnparseableResponse"),
+        SdkError::ConstructionFailure(_) => UpstreamError::new(BadGateway, "ConstructionFailure"),
+        _ => UpstreamError::new(BadGateway, "Unknown"),
+    }
+}
+
+fn kind_of_code(code: &str, status: u16) -> UpstreamKind {
+    use UpstreamKind::*;
+    match code {
+        "ValidationException" => Rejected,
+        "ResourceNotFoundException" => NotFound,
+        "ThrottlingException"
+        | "Throttling"
+        | "ThrottledException"
+        | "TooManyRequestsException"
+        | "RequestLimitExceeded"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "SlowDown" => Throttled,
+        // Our own role or credentials: a deployment problem, so 500 rather than a 4xx.
+        "AccessDeniedException"
+        | "AccessDenied"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature"
+        | "IncompleteSignatureException"
+        | "ExpiredTokenException"
+        | "ExpiredToken"
+        | "InvalidClientTokenId"
+        | "MissingAuthenticationToken"
+        | "MissingAuthenticationTokenException"
+        | "RequestExpired"
+        | "InvalidAccessKeyId"
+        | "InvalidToken" => Credentials,
+        "ServiceUnavailable" | "ServiceUnavailableException" => Unavailable,
+        "InternalServerException" | "InternalFailure" | "InternalServerError" => BadGateway,
+        _ => kind_of_status(status),
+    }
+}
+
+/// For answers without a recognised code.
+fn kind_of_status(status: u16) -> UpstreamKind {
+    match status {
+        429 => UpstreamKind::Throttled,
+        503 => UpstreamKind::Unavailable,
+        504 => UpstreamKind::Timeout,
+        _ => UpstreamKind::BadGateway,
+    }
+}
+
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<CredentialsError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// An error code is a token (`ThrottlingException`); anything else from the wire is replaced
+/// before it reaches a log line.
+fn log_safe(code: &str) -> String {
+    let ok = code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.#-".contains(&b));
+    if ok {
+        code.to_owned()
+    } else {
+        "Unrecognized".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_the_contract() {
+        use UpstreamKind::*;
+        assert_eq!(kind_of_code("ValidationException", 400), Rejected);
+        assert_eq!(kind_of_code("ResourceNotFoundException", 400), NotFound);
+        assert_eq!(kind_of_code("ThrottlingException", 400), Throttled);
+        assert_eq!(kind_of_code("AccessDeniedException", 400), Credentials);
+        assert_eq!(kind_of_code("UnrecognizedClientException", 400), Credentials);
+        assert_eq!(kind_of_code("ExpiredTokenException", 400), Credentials);
+        assert_eq!(kind_of_code("InvalidSignatureException", 400), Credentials);
+        assert_eq!(kind_of_code("InternalServerException", 500), BadGateway);
+        assert_eq!(kind_of_code("ServiceUnavailableException", 503), Unavailable);
+        assert_eq!(kind_of_code("SomethingNewException", 400), BadGateway);
+        assert_eq!(kind_of_code("SomethingNewException", 503), Unavailable);
+        assert_eq!(kind_of_code("SomethingNewException", 429), Throttled);
+    }
+
+    #[test]
+    fn only_token_like_codes_reach_the_log() {
+        assert_eq!(log_safe("ThrottlingException"), "ThrottlingException");
+        assert_eq!(
+            log_safe("arn:aws:iam::123456789012:role/x was denied"),
+            "Unrecognized"
+        );
+        assert_eq!(log_safe(&"A".repeat(65)), "Unrecognized");
+    }
+}
