@@ -109,11 +109,12 @@ fn is_status_word(s: &str) -> bool {
 const RFC3339_MILLIS: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-/// RFC 3339 in UTC with exactly three fractional digits (truncated, never rounded up into the
-/// next second).
+/// RFC 3339 in UTC with exactly three fractional digits. HealthLake sends epoch seconds as a
+/// JSON number (1700000000.123 arrives as ...122999906 ns), so round to the nearest millisecond.
 pub fn rfc3339_millis(t: &DateTime) -> Option<String> {
     let nanos = i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos());
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+    let millis = (nanos + 500_000).div_euclid(1_000_000);
+    OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
         .ok()?
         .format(RFC3339_MILLIS)
         .ok()
@@ -296,15 +297,15 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_truncate_to_milliseconds() {
+    fn timestamps_round_to_milliseconds() {
+        let t = |s, n| rfc3339_millis(&DateTime::from_secs_and_nanos(s, n)).unwrap();
         assert_eq!(
-            rfc3339_millis(&DateTime::from_secs_and_nanos(0, 999_999_999)).unwrap(),
-            "1970-01-01T00:00:00.999Z"
+            rfc3339_millis(&DateTime::from_secs_f64(1_700_000_000.123)).unwrap(),
+            "2023-11-14T22:13:20.123Z"
         );
-        assert_eq!(
-            rfc3339_millis(&DateTime::from_secs(1_700_000_000)).unwrap(),
-            "2023-11-14T22:13:20.000Z"
-        );
+        assert_eq!(t(0, 999_999_999), "1970-01-01T00:00:01.000Z");
+        assert_eq!(t(0, 1_499_999), "1970-01-01T00:00:00.001Z");
+        assert_eq!(t(1_700_000_000, 0), "2023-11-14T22:13:20.000Z");
         assert_eq!(rfc3339_millis(&DateTime::from_secs(i64::MAX)), None);
     }
 

@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    let sdk = upstream::load_sdk_config(&config).await;
+    let sdk = upstream::sdk_config_loader(&config).load().await;
     let app: &'static App = Box::leak(Box::new(App::new(Client::new(&sdk), config)));
     runtime::run(app).await
 }

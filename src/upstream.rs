@@ -6,7 +6,7 @@ use crate::error::{UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_healthlake::operation::describe_fhir_export_job::DescribeFHIRExportJobError;
@@ -20,10 +20,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// Throttling retries back off from here (with jitter), so that all attempts fit the budget.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The SDK configuration for this function: the default credential and region chain (so
+/// The SDK configuration loader for this function: the default credential and region chain (so
 /// `AWS_ENDPOINT_URL_HEALTHLAKE` and the Lambda role work as the SDK defines them), standard
 /// retries bounded by `UPSTREAM_MAX_ATTEMPTS`, and the upstream budget as the operation timeout.
-pub async fn load_sdk_config(config: &Config) -> SdkConfig {
+/// Tests add an endpoint and credentials to the same loader.
+pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(
             RetryConfig::standard()
@@ -36,8 +37,6 @@ pub async fn load_sdk_config(config: &Config) -> SdkConfig {
                 .operation_timeout(config.upstream_timeout)
                 .build(),
         )
-        .load()
-        .await
 }
 
 /// Describes one export job within `budget`, which the caller has already capped by the Lambda
