@@ -440,3 +440,32 @@ async fn datastores_outside_the_allow_list_are_404_without_a_call() {
     );
     assert!(standin.calls().is_empty());
 }
+
+/// The last row of the error table: a panic anywhere under the handler is still an answer. The
+/// only way to make correct code panic is from outside, so the SDK gets an HTTP client that
+/// panics (an in-process mock, as no wire answer can do this).
+#[tokio::test]
+async fn a_panic_under_the_handler_is_a_500_problem_and_the_app_keeps_working() {
+    use aws_smithy_http_client::test_util::infallible_client_fn;
+    use export_job_status::handler::App;
+    let sdk = export_job_status::upstream::sdk_config_loader(&Config::default())
+        .region(aws_sdk_healthlake::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .http_client(infallible_client_fn(
+            |_req| -> lambda_http::http::Response<String> { panic!("connector bug") },
+        ))
+        .load()
+        .await;
+    let app = App::new(aws_sdk_healthlake::Client::new(&sdk), Config::default());
+    for _ in 0..2 {
+        let resp = handle(&app, get(&job_path(DS, "job"))).await;
+        assert_eq!(resp.status(), 500);
+        assert_eq!(header(&resp, "content-type"), Some("application/problem+json"));
+        assert_eq!(
+            body_json(&resp)["type"],
+            "urn:problem-type:export-job-status:internal-error"
+        );
+    }
+    // Requests that do not reach the client are unaffected.
+    assert_eq!(handle(&app, get(&job_path(DS, "bad%09"))).await.status(), 400);
+}
