@@ -8,6 +8,8 @@
 //! Each job has a script of replies: each call takes the next one, and the last one repeats. Error
 //! messages deliberately carry an ARN and an account id, so that tests can prove they never leak.
 
+pub mod demo;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};

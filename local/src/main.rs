@@ -1,0 +1,81 @@
+//! The local run: the function as an HTTP server on 127.0.0.1, calling a loopback HealthLake
+//! stand-in preloaded with demo jobs, or (with `--aws`) the real HealthLake. Requests go through
+//! the same handler, SDK client, validation and error mapping as in Lambda.
+
+mod args;
+mod banner;
+mod server;
+mod upstream;
+
+use args::{Args, Command, USAGE};
+use banner::Upstream;
+use export_job_status::config::Config;
+use export_job_status::handler::App;
+use export_job_status::logging;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// With the stand-in and no ALLOWED_ORIGINS set, CORS is on for a typical local web app (Vite's
+/// dev server), so the printed preflight shows the CORS headers.
+const DEMO_ALLOWED_ORIGINS: &str = "http://localhost:5173";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    logging::init();
+    let demo = args.healthlake.is_some();
+    let origins_defaulted = demo && std::env::var("ALLOWED_ORIGINS").map_or(true, |v| v.trim().is_empty());
+    let config = Config::from_lookup(|name| {
+        let value = std::env::var(name).ok();
+        match name {
+            "ALLOWED_ORIGINS" if origins_defaulted => Some(DEMO_ALLOWED_ORIGINS.to_owned()),
+            _ => value,
+        }
+    })
+    .map_err(|e| e.to_string())?;
+
+    // The stand-in lives as long as `_standin`: to the end of the process.
+    let (client, upstream, _standin) = match args.healthlake {
+        Some(port) => {
+            let standin = upstream::start_standin(port)?;
+            let client = upstream::standin_client(&config, &standin).await;
+            let url = standin.url();
+            (client, Upstream::StandIn { url }, Some(standin))
+        }
+        None => {
+            let (client, region) = upstream::aws_client(&config).await?;
+            (client, Upstream::Aws { region }, None)
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("no local address: {e}"))?;
+    print!("{}", banner::render(addr, &upstream, &config, origins_defaulted));
+    server::serve(listener, Arc::new(App::new(client, config))).await;
+    Ok(())
+}
