@@ -2,3 +2,4 @@
 //! benchmark. Nothing here ever reaches a real AWS endpoint.
 
 pub mod healthlake;
+pub mod runtime_api;
