@@ -35,17 +35,15 @@ pub fn start_standin(port: StandInPort) -> Result<StandIn, String> {
 /// A client that reaches only `standin`. The stand-in wants a SigV4-signed request, as
 /// HealthLake does, and any static credentials sign one.
 pub async fn standin_client(config: &Config, standin: &StandIn) -> Client {
+    // An endpoint set in code makes the SDK ignore AWS_ENDPOINT_URL_* from the environment, so
+    // demo traffic stays on loopback whatever the shell has set.
     let sdk = sdk_config_loader(config)
+        .endpoint_url(standin.url())
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("local", "local", None, None, "local-run"))
         .load()
         .await;
-    // Set on the client, where it outranks AWS_ENDPOINT_URL_HEALTHLAKE: demo traffic stays on
-    // loopback whatever the shell has set.
-    let conf = aws_sdk_healthlake::config::Builder::from(&sdk)
-        .endpoint_url(standin.url())
-        .build();
-    Client::from_conf(conf)
+    Client::new(&sdk)
 }
 
 /// A client for the real HealthLake, configured exactly as in Lambda. Fails early without a

@@ -1,0 +1,286 @@
+//! The local run as a user meets it: the compiled binary, started with flags, answering real HTTP
+//! requests on loopback from its stand-in's demo jobs.
+
+use loopback::healthlake::demo::{self, Behaviour};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_local");
+
+/// The running binary; killed when dropped.
+struct LocalRun {
+    child: Child,
+    addr: SocketAddr,
+    banner: String,
+    /// Everything printed after the banner: the function's JSON log lines.
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl LocalRun {
+    fn start(envs: &[(&str, &str)]) -> LocalRun {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--port", "0", "--healthlake-port", "0"])
+            .env_remove("ALLOWED_ORIGINS")
+            .env_remove("ALLOWED_DATASTORE_IDS")
+            .env_remove("UPSTREAM_MAX_ATTEMPTS")
+            // Must be outranked by the stand-in: if it were used, every call would fail.
+            .env("AWS_ENDPOINT_URL_HEALTHLAKE", "http://127.0.0.1:1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the local run");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = String::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read the banner");
+            banner.push_str(&line);
+            banner.push('\n');
+            if line == "Stop with Ctrl-C." {
+                break;
+            }
+        }
+        let addr = banner
+            .lines()
+            .find_map(|l| l.strip_prefix("export-job-status is listening on http://"))
+            .unwrap_or_else(|| panic!("no address in the banner:\n{banner}"))
+            .parse()
+            .expect("a socket address");
+        // Keep draining stdout, so the server never blocks on a full pipe.
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        LocalRun {
+            child,
+            addr,
+            banner,
+            logs,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("read the answer");
+        Answer::parse(&raw)
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.call("GET", path, &[])
+    }
+}
+
+impl Drop for LocalRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn parse(raw: &str) -> Answer {
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a complete HTTP answer");
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Answer {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn job_path(job: &str) -> String {
+    format!("/datastores/{}/export-jobs/{job}", demo::DATASTORE)
+}
+
+#[test]
+fn every_demo_job_answers_over_http_as_the_banner_says() {
+    // A short budget, so the slow job's 504 comes quickly.
+    let run = LocalRun::start(&[("UPSTREAM_TIMEOUT_MS", "400")]);
+    assert!(
+        run.banner.contains("loopback stand-in with demo jobs"),
+        "{}",
+        run.banner
+    );
+    for job in demo::JOBS {
+        let line = run
+            .banner
+            .lines()
+            .find(|l| l.contains(&format!("curl -i http://{}{}", run.addr, job_path(job.id))))
+            .unwrap_or_else(|| panic!("no curl line for {}:\n{}", job.id, run.banner));
+        assert!(line.contains(&format!("# {}", job.http_status)), "{line}");
+
+        let resp = run.get(&job_path(job.id));
+        assert_eq!(resp.status, job.http_status, "{}: {resp:?}", job.id);
+        let body = resp.json();
+        match job.behaviour {
+            Behaviour::Status(status) => {
+                assert_eq!(resp.header("content-type"), Some("application/json"));
+                assert_eq!(body["status"], status);
+                assert_eq!(body["jobId"], job.id);
+                assert_eq!(body["datastoreId"], demo::DATASTORE);
+                assert!(resp.header("etag").is_some());
+            }
+            _ => {
+                assert_eq!(resp.header("content-type"), Some("application/problem+json"));
+                assert_eq!(body["status"], job.http_status);
+                assert!(
+                    body["requestId"].as_str().is_some_and(|id| id.len() == 36),
+                    "{body}"
+                );
+            }
+        }
+    }
+    // One JSON log line per request, as in Lambda.
+    std::thread::sleep(Duration::from_millis(100));
+    let logged = run
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("\"message\":\"request\""))
+        .count();
+    assert_eq!(logged, demo::JOBS.len());
+}
+
+#[test]
+fn the_raw_path_methods_and_cors_behave_as_in_lambda() {
+    let run = LocalRun::start(&[]);
+
+    // The path reaches the function as sent: decoded once, then validated.
+    let resp = run.get(&job_path("job%2Dqueued"));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["jobId"], "job-queued");
+    let resp = run.get(&job_path("bad%09id"));
+    assert_eq!(resp.status, 400);
+    assert_eq!(
+        resp.json()["type"],
+        "urn:problem-type:export-job-status:invalid-parameter"
+    );
+
+    let head = run.call("HEAD", &job_path("job-completed"), &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.body, "");
+    assert!(head.header("etag").is_some());
+
+    // The local run turns CORS on for a local web app when ALLOWED_ORIGINS is not set.
+    assert!(run
+        .banner
+        .contains("ALLOWED_ORIGINS=http://localhost:5173 (the local run's default)"));
+    let preflight = run.call(
+        "OPTIONS",
+        &job_path("job-queued"),
+        &[
+            ("Origin", "http://localhost:5173"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+    );
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+    assert!(preflight
+        .header("access-control-allow-methods")
+        .is_some_and(|m| m.contains("GET")));
+
+    let delete = run.call("DELETE", &job_path("job-queued"), &[]);
+    assert_eq!(delete.status, 405);
+    assert_eq!(delete.header("allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(run.get("/somewhere/else").status, 404);
+}
+
+#[test]
+fn configuration_comes_from_the_environment_as_in_lambda() {
+    let run = LocalRun::start(&[
+        ("ALLOWED_ORIGINS", "https://app.example.com"),
+        ("ALLOWED_DATASTORE_IDS", "another-datastore"),
+    ]);
+    assert!(run
+        .banner
+        .contains("ALLOWED_ORIGINS=https://app.example.com ALLOWED_DATASTORE_IDS=another-datastore"));
+    // The demo datastore is now outside the allow-list.
+    assert_eq!(run.get(&job_path("job-queued")).status, 404);
+    let preflight = run.call(
+        "OPTIONS",
+        &job_path("job-queued"),
+        &[
+            ("Origin", "http://localhost:5173"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+    );
+    assert_eq!(preflight.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn bad_flags_get_the_usage_and_exit_code_2() {
+    for args in [
+        &["--bogus"][..],
+        &["--port"],
+        &["--port", "http"],
+        &["--aws", "--healthlake-port", "1"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains("Usage: cargo run -p local --"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--healthlake-port PORT"));
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_the_variable() {
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--healthlake-port", "0"])
+        .env("UPSTREAM_TIMEOUT_MS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid configuration: UPSTREAM_TIMEOUT_MS"));
+}
