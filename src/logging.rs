@@ -1,6 +1,8 @@
 //! JSON log lines through tracing, one object per line, for CloudWatch. The level comes from
 //! Lambda's own `AWS_LAMBDA_LOG_LEVEL` (advanced logging controls), else `RUST_LOG`, else INFO.
-//! The SDK's crates are held at WARN: their debug output is not for production logs.
+//! It applies to this crate only: every other crate is held at WARN whatever the level, because
+//! at DEBUG and TRACE the runtime logs raw events (a caller's `Authorization` header) and the
+//! SDK logs signing details.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
@@ -11,15 +13,9 @@ pub fn init() {
         .iter()
         .find_map(|v| std::env::var(v).ok()?.trim().parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    let sdk_level = level.min(LevelFilter::WARN);
     let filter = Targets::new()
-        .with_default(level)
-        .with_target("aws_smithy_runtime", sdk_level)
-        .with_target("aws_smithy_runtime_api", sdk_level)
-        .with_target("aws_config", sdk_level)
-        .with_target("aws_sdk_healthlake", sdk_level)
-        .with_target("hyper_util", sdk_level)
-        .with_target("rustls", sdk_level);
+        .with_default(level.min(LevelFilter::WARN))
+        .with_target(env!("CARGO_CRATE_NAME"), level);
     let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)

@@ -498,7 +498,8 @@ fn assert_never_errored(api: &RuntimeApi) {
 fn one_process_answers_every_event_source_and_fault() {
     let healthlake = StandIn::start();
     let api = RuntimeApi::start();
-    let mut function = Function::start(&api, &healthlake, &[], &[]);
+    // At the most verbose level, so that the log checks below cover every crate's output.
+    let mut function = Function::start(&api, &healthlake, &[("AWS_LAMBDA_LOG_LEVEL", "TRACE")], &[]);
     let mut logs = Vec::new();
 
     // API Gateway REST API: a finished job, then the same job served from the function's cache.
