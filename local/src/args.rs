@@ -119,6 +119,17 @@ mod tests {
     }
 
     #[test]
+    fn events_env_file_points_at_the_default_standin_port() {
+        let env = include_str!("../../events/env.json");
+        assert!(
+            env.contains(&format!(
+                "\"AWS_ENDPOINT_URL_HEALTHLAKE\": \"http://host.docker.internal:{DEFAULT_HEALTHLAKE_PORT}\""
+            )),
+            "{env}"
+        );
+    }
+
+    #[test]
     fn bad_arguments_say_what_is_wrong() {
         for (args, says) in [
             (&["--prot", "1"][..], "unknown argument \"--prot\""),
