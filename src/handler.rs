@@ -114,12 +114,21 @@ async fn respond(
     Ok(reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch()))
 }
 
+/// Lambda runs an invocation for at most 15 minutes, so a deadline further in the past than that
+/// is no deadline: `cargo lambda watch` sends a fixed `Lambda-Runtime-Deadline-Ms: 600000`.
+const MAX_LAMBDA_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// The configured budget, capped by the time left before the Lambda deadline minus a margin.
 fn upstream_budget(configured: Duration, req: &Request) -> Result<Duration, Error> {
     let Some(deadline) = req
         .lambda_context_ref()
         .filter(|c| c.deadline > 0)
         .map(|c| c.deadline())
+        .filter(|d| {
+            SystemTime::now()
+                .duration_since(*d)
+                .map_or(true, |late| late < MAX_LAMBDA_TIMEOUT)
+        })
     else {
         return Ok(configured);
     };

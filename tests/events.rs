@@ -1,18 +1,19 @@
 //! Every sample event in events/ goes through the handler, against a stand-in holding the local
 //! run's demo jobs and with the configuration of events/env.json, and must get the status its
-//! file name documents (`rest-running-200.json`: 200). A file that names no status fails, so no
-//! fixture goes untested.
+//! file name documents (`rest-running-200.json`: 200), under each Lambda context the documented
+//! tools give it. A file that names no status fails, so no fixture goes untested.
 
 mod common;
 
 use common::*;
 use export_job_status::config::Config;
 use export_job_status::handler::handle;
-use lambda_http::Body;
+use lambda_http::{Body, Context, RequestExt};
 use loopback::healthlake::{demo, StandIn};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const ENV_FILE: &str = "env.json";
 /// The function's logical id in template.yaml: `sam local invoke --env-vars` keys on it.
@@ -27,6 +28,24 @@ const SITUATIONS: [&str; 7] = [
     "preflight",
     "wrong-method",
 ];
+
+/// The Lambda contexts an event meets: none (a test calling the handler), a real deadline ten
+/// seconds ahead (Lambda, `sam local invoke`), and the fixed `Lambda-Runtime-Deadline-Ms: 600000`
+/// that `cargo lambda watch` sends, which is not a deadline at all.
+fn contexts() -> [(&'static str, Option<Context>); 3] {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let with_deadline = |deadline| {
+        let mut ctx = Context::default();
+        ctx.request_id = "a3f9c8e0-0000-4000-8000-000000000001".to_owned();
+        ctx.deadline = deadline;
+        Some(ctx)
+    };
+    [
+        ("no context", None),
+        ("Lambda's deadline", with_deadline(now_ms + 10_000)),
+        ("cargo lambda watch's deadline", with_deadline(600_000)),
+    ]
+}
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("events")
@@ -92,11 +111,17 @@ async fn every_event_gets_the_status_its_name_documents() {
         covered.insert(situation.to_owned());
         let text = std::fs::read_to_string(events_dir().join(name)).unwrap();
         let event: Value = serde_json::from_str(&text).unwrap();
-        let req = lambda_http::request::from_str(&text)
-            .unwrap_or_else(|e| panic!("events/{name} is not an HTTP event lambda_http reads: {e}"));
+        for (what, context) in contexts() {
+            let mut req = lambda_http::request::from_str(&text)
+                .unwrap_or_else(|e| panic!("events/{name} is not an HTTP event lambda_http reads: {e}"));
+            if let Some(context) = context {
+                req = req.with_lambda_context(context);
+            }
+            let resp = handle(&app, req).await;
+            assert_eq!(resp.status(), status, "events/{name} with {what}");
+        }
+        let req = lambda_http::request::from_str(&text).unwrap();
         let resp = handle(&app, req).await;
-
-        assert_eq!(resp.status(), status, "events/{name}");
         assert_no_leak(&resp);
         let content_type = header(&resp, "content-type");
         if status >= 400 {
