@@ -8,8 +8,14 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 
 pub enum Upstream {
-    StandIn { url: String },
-    Aws { region: String },
+    StandIn {
+        url: String,
+        /// The port asked for, when it was taken and the stand-in is elsewhere.
+        wanted_port: Option<u16>,
+    },
+    Aws {
+        region: String,
+    },
 }
 
 pub fn render(addr: SocketAddr, upstream: &Upstream, config: &Config, origins_defaulted: bool) -> String {
@@ -18,10 +24,20 @@ pub fn render(addr: SocketAddr, upstream: &Upstream, config: &Config, origins_de
     // Writing to a String cannot fail.
     let _ = writeln!(out, "export-job-status is listening on {base}");
     let _ = match upstream {
-        Upstream::StandIn { url } => writeln!(
-            out,
-            "HealthLake: loopback stand-in with demo jobs on {url} (no AWS account is used)"
-        ),
+        Upstream::StandIn { url, wanted_port } => {
+            let _ = writeln!(
+                out,
+                "HealthLake: loopback stand-in with demo jobs on {url} (no AWS account is used)"
+            );
+            match wanted_port {
+                Some(port) => writeln!(
+                    out,
+                    "  (port {port} is taken: events/env.json and `cargo lambda watch` as in the README \
+                     expect the stand-in there)"
+                ),
+                None => Ok(()),
+            }
+        }
         Upstream::Aws { region } => writeln!(
             out,
             "HealthLake: the real service in {region}, with your default AWS credentials"

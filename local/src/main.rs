@@ -7,7 +7,7 @@ mod banner;
 mod server;
 mod upstream;
 
-use args::{Args, Command, USAGE};
+use args::{Args, Command, StandInPort, USAGE};
 use banner::Upstream;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
@@ -60,8 +60,12 @@ async fn run(args: Args) -> Result<(), String> {
         Some(port) => {
             let standin = upstream::start_standin(port)?;
             let client = upstream::standin_client(&config, &standin).await;
+            let wanted_port = match port {
+                StandInPort::Preferred(p) if p != standin.addr().port() => Some(p),
+                _ => None,
+            };
             let url = standin.url();
-            (client, Upstream::StandIn { url }, Some(standin))
+            (client, Upstream::StandIn { url, wanted_port }, Some(standin))
         }
         None => {
             let (client, region) = upstream::aws_client(&config).await?;

@@ -22,8 +22,12 @@ struct LocalRun {
 
 impl LocalRun {
     fn start(envs: &[(&str, &str)]) -> LocalRun {
+        Self::start_with(&["--port", "0", "--healthlake-port", "0"], envs)
+    }
+
+    fn start_with(args: &[&str], envs: &[(&str, &str)]) -> LocalRun {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--port", "0", "--healthlake-port", "0"])
+        cmd.args(args)
             .env_remove("ALLOWED_ORIGINS")
             .env_remove("ALLOWED_DATASTORE_IDS")
             .env_remove("UPSTREAM_MAX_ATTEMPTS")
@@ -252,6 +256,20 @@ fn configuration_comes_from_the_environment_as_in_lambda() {
         ],
     );
     assert_eq!(preflight.header("access-control-allow-origin"), None);
+}
+
+#[test]
+fn a_taken_default_standin_port_moves_the_standin_and_says_so() {
+    // Taken either by this listener or by whatever already holds it.
+    let _holder = std::net::TcpListener::bind("127.0.0.1:9911");
+    let run = LocalRun::start_with(&["--port", "0"], &[]);
+    assert!(run.banner.contains("(port 9911 is taken"), "{}", run.banner);
+    assert!(
+        !run.banner.contains("on http://127.0.0.1:9911 "),
+        "{}",
+        run.banner
+    );
+    assert_eq!(run.get(&job_path("job-queued")).status, 200);
 }
 
 #[test]
