@@ -1,0 +1,673 @@
+//! The cold-start and warm-cost benchmark. Each build is started exactly as Lambda starts a
+//! custom runtime (a fresh process, a cleared environment with Lambda's variables, a loopback
+//! Runtime API) and calls HealthLake over HTTPS on loopback: the loopback stand-in behind a TLS
+//! front whose CA this run generates, trusted only through `SSL_CERT_FILE` (Rust) or
+//! `AWS_CA_BUNDLE` (Python). Builds take turns, cold start by cold start, so that drift on a
+//! busy machine spreads over all of them; the table compares them within this one run.
+//!
+//! `bench/run` builds everything and runs this; see `--help` and the README's Performance section.
+
+mod measure;
+mod tls;
+
+use loopback::healthlake::StandIn;
+use loopback::runtime_api::{self, Outcome, RuntimeApi};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DS: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+/// A running job: never cached, so every request does the whole path to HealthLake.
+const JOB: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const DEADLINE: Duration = Duration::from_secs(10);
+const WARMUP: usize = 50;
+/// Where Lambda's AL2023 keeps its trust store, and Debian's: the first that exists is the
+/// system part of the bundle.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+];
+
+const USAGE: &str = "\
+usage: bench --function PATH --floor PATH [--python PATH] [--variant NAME=PATH]...
+             [--cold N] [--warm N] [--smoke] [--ca-only] [--out DIR]
+
+  --function PATH      the export-job-status release binary
+  --floor PATH         the hello-world lambda_http binary built with the same profile
+  --python PATH        a python with boto3 and awslambdaric (bench/python/requirements.txt);
+                       runs bench/python/app.py under awslambdaric
+  --variant NAME=PATH  another build of the function, measured side by side (levers)
+  --cold N             cold starts per build (default 15)
+  --warm N             warm invocations measured per build (default 500, after 50 unmeasured;
+                       0: cold starts only)
+  --smoke              1 cold start and 20 warm invocations: checks that everything runs
+  --ca-only            trust only this run's CA, not the system bundle plus the CA
+  --out DIR            report.md, report.json, logs and zips (default target/bench)
+";
+
+struct Args {
+    builds: Vec<Build>,
+    cold: usize,
+    warm: usize,
+    ca_only: bool,
+    out: PathBuf,
+}
+
+#[derive(Clone, PartialEq)]
+enum Role {
+    Function,
+    Floor,
+    Python,
+    Variant,
+}
+
+#[derive(Clone)]
+struct Build {
+    name: String,
+    role: Role,
+    /// The binary, or the python interpreter.
+    path: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let (mut function, mut floor, mut python) = (None, None, None);
+    let mut variants = Vec::new();
+    let (mut cold, mut warm, mut ca_only) = (15, 500, false);
+    let mut out = PathBuf::from("target/bench");
+    let num = |v: Option<String>| v.and_then(|v| v.parse::<usize>().ok()).ok_or("expected a number");
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--function" => function = args.next().map(PathBuf::from),
+            "--floor" => floor = args.next().map(PathBuf::from),
+            "--python" => python = args.next().map(PathBuf::from),
+            "--variant" => {
+                let v = args.next().ok_or("--variant NAME=PATH")?;
+                let (name, path) = v.split_once('=').ok_or("--variant NAME=PATH")?;
+                variants.push((name.to_owned(), PathBuf::from(path)));
+            }
+            "--cold" => cold = num(args.next())?.max(1),
+            "--warm" => warm = num(args.next())?,
+            "--smoke" => (cold, warm) = (1, 20),
+            "--ca-only" => ca_only = true,
+            "--out" => out = args.next().map(PathBuf::from).ok_or("--out DIR")?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    let mut builds = vec![
+        Build {
+            name: "floor (hello-world lambda_http)".into(),
+            role: Role::Floor,
+            path: floor.ok_or("--floor is required")?,
+        },
+        Build {
+            name: "export-job-status".into(),
+            role: Role::Function,
+            path: function.ok_or("--function is required")?,
+        },
+    ];
+    builds.extend(variants.into_iter().map(|(name, path)| Build {
+        name,
+        role: Role::Variant,
+        path,
+    }));
+    if let Some(path) = python {
+        builds.push(Build {
+            name: "Python peer (boto3, awslambdaric)".into(),
+            role: Role::Python,
+            path,
+        });
+    }
+    for b in &mut builds {
+        // Absolute, but not through symlinks: a venv's python must stay the venv's.
+        b.path = std::path::absolute(&b.path).map_err(|e| format!("{}: {e}", b.path.display()))?;
+    }
+    Ok(Args {
+        builds,
+        cold,
+        warm,
+        ca_only,
+        out,
+    })
+}
+
+/// What the harness serves and where the functions find it.
+struct World {
+    _healthlake: StandIn,
+    front: tls::HttpsFront,
+    bundle: PathBuf,
+    python_app: PathBuf,
+    logs: PathBuf,
+}
+
+/// One cold start, and for the last one the warm phase.
+#[derive(Default, Clone)]
+struct ColdStart {
+    init: Duration,
+    init_cpu: Duration,
+    first_cpu: Duration,
+    first_cpu_schedstat: Duration,
+    first_call: Duration,
+}
+
+#[derive(Default)]
+struct Warm {
+    latencies: Vec<Duration>,
+    cpu_per_request: Duration,
+    peak_rss: u64,
+}
+
+#[derive(Default)]
+struct Results {
+    cold: Vec<ColdStart>,
+    warm: Warm,
+    stripped: Option<u64>,
+    zip: Option<u64>,
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("error: {msg}\n");
+            }
+            eprint!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    std::fs::create_dir_all(args.out.join("logs")).expect("create the output folder");
+    let out = std::fs::canonicalize(&args.out).expect("output folder");
+
+    let healthlake = StandIn::start();
+    healthlake.put_job(DS, JOB, "IN_PROGRESS");
+    let pki = tls::Pki::generate();
+    let system = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.exists());
+    let bundle = out.join("ca-bundle.pem");
+    let roots = pki.write_bundle(if args.ca_only { None } else { system }, &bundle);
+    let front = tls::HttpsFront::start(&pki, healthlake.addr());
+    let world = World {
+        _healthlake: healthlake,
+        front,
+        bundle,
+        python_app: Path::new(env!("CARGO_MANIFEST_DIR")).join("python"),
+        logs: out.join("logs"),
+    };
+    println!(
+        "HealthLake over HTTPS at https://localhost:{}; trust bundle {} ({roots} certificates)",
+        world.front.port(),
+        world.bundle.display()
+    );
+
+    verification_check(&args.builds, &world);
+
+    let mut results: Vec<Results> = args.builds.iter().map(|_| Results::default()).collect();
+    for (build, res) in args.builds.iter().zip(&mut results) {
+        if build.role != Role::Python {
+            let scratch = out.join("zip").join(slug(&build.name));
+            std::fs::create_dir_all(&scratch).expect("scratch folder");
+            let (stripped, zip) = measure::sizes(&build.path, &scratch);
+            (res.stripped, res.zip) = (Some(stripped), Some(zip));
+        }
+    }
+    for round in 0..args.cold {
+        let last = round + 1 == args.cold;
+        for (build, res) in args.builds.iter().zip(&mut results) {
+            let warm = (last && args.warm > 0).then_some(args.warm);
+            let (cold, warm) = run_once(build, &world, warm);
+            res.cold.push(cold);
+            if let Some(w) = warm {
+                res.warm = w;
+            }
+        }
+        eprint!("\rcold starts: {}/{}", round + 1, args.cold);
+    }
+    eprintln!();
+
+    let report = report(&args, &results, roots);
+    print!("{report}");
+    std::fs::write(out.join("report.md"), &report).expect("write report.md");
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&to_json(&args, &results)).expect("json"),
+    )
+    .expect("write report.json");
+    println!("\nwritten: {}", out.join("report.md").display());
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The function must refuse a server its trust store does not vouch for: started without
+/// `SSL_CERT_FILE` (the system store only, as in Lambda) it answers 502, not 200.
+fn verification_check(builds: &[Build], world: &World) {
+    let Some(function) = builds.iter().find(|b| b.role == Role::Function) else {
+        return;
+    };
+    let api = RuntimeApi::start();
+    let mut child = spawn(function, world, &api, false);
+    let inv = api.invoke_timed(event(), DEADLINE);
+    stop(&mut child);
+    let status = match &inv.outcome {
+        Outcome::Response(v) => v["statusCode"].as_u64(),
+        _ => None,
+    };
+    assert_eq!(
+        status,
+        Some(502),
+        "without SSL_CERT_FILE the function must reject the benchmark's CA: {:?}",
+        inv.outcome
+    );
+    println!("verification: without SSL_CERT_FILE the function rejects the benchmark CA (502); with it, 200");
+}
+
+/// The environment Lambda gives a function, pointed at the loopback Runtime API and HealthLake.
+fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool) -> Child {
+    let endpoint = format!("https://localhost:{}", world.front.port());
+    let bundle = world.bundle.to_string_lossy().into_owned();
+    let mut env: Vec<(&str, String)> = vec![
+        ("AWS_LAMBDA_RUNTIME_API", api.host_port()),
+        ("AWS_LAMBDA_FUNCTION_NAME", runtime_api::FUNCTION_NAME.into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "/aws/lambda/export-job-status".into(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/01/01/[$LATEST]0123456789abcdef".into(),
+        ),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIABENCHEXAMPLE0000".into()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "benchSecretKey/K7MDENG/bPxRfiCYEXAMPLEKEY0".into(),
+        ),
+        (
+            "AWS_SESSION_TOKEN",
+            "benchSessionToken//////////wEaCXVzLWVhc3QtMSJHMEUCIQDEXAMPLE".into(),
+        ),
+        ("AWS_ENDPOINT_URL_HEALTHLAKE", endpoint),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("TZ", ":UTC".into()),
+        ("LANG", "en_US.UTF-8".into()),
+        ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
+    ];
+    if trust_bundle {
+        env.push(("SSL_CERT_FILE", bundle.clone()));
+    }
+    let mut cmd = match build.role {
+        Role::Python => {
+            let app = world.python_app.to_string_lossy().into_owned();
+            env.extend([
+                ("AWS_CA_BUNDLE", bundle.clone()),
+                ("REQUESTS_CA_BUNDLE", bundle),
+                ("LAMBDA_TASK_ROOT", app.clone()),
+                ("PYTHONPATH", app),
+                // Lambda's task root is read-only: no bytecode cache for the handler.
+                ("PYTHONDONTWRITEBYTECODE", "1".into()),
+                ("_HANDLER", "app.handler".into()),
+            ]);
+            let mut cmd = Command::new(&build.path);
+            cmd.args(["-m", "awslambdaric", "app.handler"])
+                .current_dir(&world.python_app);
+            cmd
+        }
+        _ => {
+            env.push(("_HANDLER", "bootstrap".into()));
+            Command::new(&build.path)
+        }
+    };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(world.logs.join(format!("{}.log", slug(&build.name))))
+        .expect("open the log");
+    cmd.env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", build.path.display()))
+}
+
+/// API Gateway REST API (payload 1.0): `GET /datastores/{DS}/export-jobs/{JOB}`.
+fn event() -> Value {
+    let path = format!("/datastores/{DS}/export-jobs/{JOB}");
+    json!({
+        "resource": "/datastores/{datastoreId}/export-jobs/{jobId}",
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Accept": "application/json", "Host": "abc123defg.execute-api.us-east-1.amazonaws.com"},
+        "multiValueHeaders": {"Accept": ["application/json"], "Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"]},
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": {"datastoreId": DS, "jobId": JOB},
+        "stageVariables": null,
+        "requestContext": {
+            "resourceId": "a1b2c3",
+            "resourcePath": "/datastores/{datastoreId}/export-jobs/{jobId}",
+            "httpMethod": "GET",
+            "path": format!("/Prod{path}"),
+            "accountId": "000000000000",
+            "protocol": "HTTP/1.1",
+            "stage": "Prod",
+            "requestTimeEpoch": 1_700_000_000_000_i64,
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": {"sourceIp": "203.0.113.10"},
+            "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com",
+            "apiId": "abc123defg"
+        },
+        "body": null,
+        "isBase64Encoded": false
+    })
+}
+
+/// The answer must be a 200 (with the job, from the functions that call HealthLake).
+fn check(build: &Build, outcome: &Outcome, world: &World) {
+    let ok = match outcome {
+        Outcome::Response(v) => {
+            v["statusCode"] == 200
+                && (build.role == Role::Floor
+                    || v["body"].as_str().is_some_and(|b| b.contains("IN_PROGRESS")))
+        }
+        _ => false,
+    };
+    assert!(
+        ok,
+        "{}: unexpected answer {outcome:?}; see {}",
+        build.name,
+        world.logs.display()
+    );
+}
+
+/// Starts `build` cold, serves one invocation, and (with `warm`) that many more after a warm-up.
+fn run_once(build: &Build, world: &World, warm: Option<usize>) -> (ColdStart, Option<Warm>) {
+    let api = RuntimeApi::start();
+    let started = Instant::now();
+    let mut child = spawn(build, world, &api, true);
+    let pid = child.id();
+    let Some(first_poll) = api.wait_for_first_poll(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        panic!(
+            "{} never polled for an event; see {}",
+            build.name,
+            world.logs.display()
+        );
+    };
+    let init_cpu = measure::cpu_time(pid);
+    let inv = api.invoke_timed(event(), DEADLINE);
+    let first_cpu = measure::cpu_time(pid);
+    let first_cpu_schedstat = measure::schedstat_sum(pid);
+    check(build, &inv.outcome, world);
+    let cold = ColdStart {
+        init: first_poll - started,
+        init_cpu,
+        first_cpu,
+        first_cpu_schedstat,
+        first_call: inv.answered.expect("answered") - inv.delivered.expect("delivered"),
+    };
+    let warm = warm.map(|n| {
+        for _ in 0..WARMUP {
+            check(build, &api.invoke_timed(event(), DEADLINE).outcome, world);
+        }
+        let before = measure::cpu_time(pid);
+        let mut latencies = Vec::with_capacity(n);
+        for _ in 0..n {
+            let inv = api.invoke_timed(event(), DEADLINE);
+            check(build, &inv.outcome, world);
+            latencies.push(inv.answered.expect("answered") - inv.delivered.expect("delivered"));
+        }
+        let cpu = measure::cpu_time(pid) - before;
+        Warm {
+            latencies,
+            cpu_per_request: cpu / n as u32,
+            peak_rss: measure::peak_rss(pid),
+        }
+    });
+    stop(&mut child);
+    (cold, warm)
+}
+
+/// SIGTERM, then SIGKILL if the process is still there after a second (a profiler under which
+/// the function runs gets the chance to write its output).
+fn stop(child: &mut Child) {
+    // SAFETY: a plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+// ---- Statistics and the report ----
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// Nearest-rank percentile.
+fn percentile(v: &[Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The medians (over cold starts) and warm figures of one build.
+struct Summary {
+    init: Duration,
+    init_cpu: Duration,
+    first_cpu: Duration,
+    first_cpu_min: Duration,
+    first_cpu_max: Duration,
+    first_call: Duration,
+    p50: Duration,
+    p99: Duration,
+    cpu_warm: Duration,
+    rss: u64,
+}
+
+fn summarize(r: &Results) -> Summary {
+    let pick = |f: fn(&ColdStart) -> Duration| r.cold.iter().map(f).collect::<Vec<_>>();
+    let first = pick(|c| c.first_cpu);
+    Summary {
+        init: median(pick(|c| c.init)),
+        init_cpu: median(pick(|c| c.init_cpu)),
+        first_cpu: median(first.clone()),
+        first_cpu_min: *first.iter().min().expect("a cold start"),
+        first_cpu_max: *first.iter().max().expect("a cold start"),
+        first_call: median(pick(|c| c.first_call)),
+        p50: percentile(&r.warm.latencies, 50.0),
+        p99: percentile(&r.warm.latencies, 99.0),
+        cpu_warm: r.warm.cpu_per_request,
+        rss: r.warm.peak_rss,
+    }
+}
+
+fn report(args: &Args, results: &[Results], roots: usize) -> String {
+    let sums: Vec<Summary> = results.iter().map(summarize).collect();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n{} cold starts per build (medians), {} warm invocations; HTTPS to HealthLake on loopback, {} trusted roots\n",
+        args.cold, args.warm, roots
+    );
+    s.push_str("| build | init ms | CPU to 1st response ms | 1st call ms | warm p50 ms | warm p99 ms | CPU per warm request µs | peak RSS MiB | stripped binary MB | zip MB |\n");
+    s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    for ((b, r), m) in args.builds.iter().zip(results).zip(&sums) {
+        let size = |v: Option<u64>| v.map_or("–".to_owned(), |b| format!("{:.2}", mb(b)));
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {:.0} | {:.1} | {} | {} |",
+            b.name,
+            ms(m.init),
+            ms(m.first_cpu),
+            ms(m.first_call),
+            ms(m.p50),
+            ms(m.p99),
+            m.cpu_warm.as_secs_f64() * 1e6,
+            mib(m.rss),
+            size(r.stripped),
+            size(r.zip),
+        );
+    }
+    s.push_str("\nSpread and split of the CPU to the first response (ms):\n\n");
+    s.push_str("| build | CPU min | CPU median | CPU max | of which init (median) | schedstat check (median) |\n|---|--:|--:|--:|--:|--:|\n");
+    for ((b, r), m) in args.builds.iter().zip(results).zip(&sums) {
+        let sched = median(r.cold.iter().map(|c| c.first_cpu_schedstat).collect());
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            b.name,
+            ms(m.first_cpu_min),
+            ms(m.first_cpu),
+            ms(m.first_cpu_max),
+            ms(m.init_cpu),
+            ms(sched)
+        );
+    }
+
+    let find = |role: Role| args.builds.iter().position(|b| b.role == role);
+    let (Some(f), Some(fl)) = (find(Role::Function), find(Role::Floor)) else {
+        return s;
+    };
+    let (fun, floor, res) = (&sums[f], &sums[fl], &results[f]);
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let mut targets: Vec<(String, String, bool)> = vec![
+        (
+            "CPU to first response ≤ 2.5× floor and < 5 ms".into(),
+            format!(
+                "{:.2} ms = {:.2}× floor ({:.2} ms)",
+                ms(fun.first_cpu),
+                ratio(fun.first_cpu, floor.first_cpu),
+                ms(floor.first_cpu)
+            ),
+            ratio(fun.first_cpu, floor.first_cpu) <= 2.5 && ms(fun.first_cpu) < 5.0,
+        ),
+        (
+            "init ≤ 1.5× floor".into(),
+            format!(
+                "{:.2} ms = {:.2}× floor ({:.2} ms)",
+                ms(fun.init),
+                ratio(fun.init, floor.init),
+                ms(floor.init)
+            ),
+            ratio(fun.init, floor.init) <= 1.5,
+        ),
+        (
+            "CPU per warm request ≤ 2× floor".into(),
+            format!(
+                "{:.0} µs = {:.2}× floor ({:.0} µs)",
+                fun.cpu_warm.as_secs_f64() * 1e6,
+                ratio(fun.cpu_warm, floor.cpu_warm),
+                floor.cpu_warm.as_secs_f64() * 1e6
+            ),
+            ratio(fun.cpu_warm, floor.cpu_warm) <= 2.0,
+        ),
+        (
+            "peak RSS ≤ 10 MiB".into(),
+            format!("{:.1} MiB", mib(fun.rss)),
+            mib(fun.rss) <= 10.0,
+        ),
+        (
+            "stripped binary ≤ 5 MB".into(),
+            format!("{:.2} MB", mb(res.stripped.unwrap_or(0))),
+            res.stripped.is_some_and(|b| b <= 5_000_000),
+        ),
+    ];
+    if let Some(p) = find(Role::Python) {
+        let py = &sums[p];
+        targets.push((
+            "CPU to first response ≥ 30× less than Python".into(),
+            format!(
+                "{:.1}× less ({:.1} ms)",
+                ratio(py.first_cpu, fun.first_cpu),
+                ms(py.first_cpu)
+            ),
+            ratio(py.first_cpu, fun.first_cpu) >= 30.0,
+        ));
+        targets.push((
+            "CPU per warm request ≥ 4× less than Python".into(),
+            format!(
+                "{:.1}× less ({:.0} µs)",
+                ratio(py.cpu_warm, fun.cpu_warm),
+                py.cpu_warm.as_secs_f64() * 1e6
+            ),
+            ratio(py.cpu_warm, fun.cpu_warm) >= 4.0,
+        ));
+    }
+    s.push_str("\n| target | export-job-status | |\n|---|---|---|\n");
+    for (what, got, ok) in targets {
+        let _ = writeln!(
+            s,
+            "| {what} | {got} | {} |",
+            if ok { "met" } else { "**missed**" }
+        );
+    }
+    s
+}
+
+fn to_json(args: &Args, results: &[Results]) -> Value {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let builds: Vec<Value> = args
+        .builds
+        .iter()
+        .zip(results)
+        .map(|(b, r)| {
+            let m = summarize(r);
+            json!({
+                "name": b.name,
+                "path": b.path,
+                "cold_starts": r.cold.iter().map(|c| json!({
+                    "init_us": us(c.init), "init_cpu_us": us(c.init_cpu),
+                    "first_response_cpu_us": us(c.first_cpu),
+                    "first_response_cpu_schedstat_us": us(c.first_cpu_schedstat),
+                    "first_call_us": us(c.first_call),
+                })).collect::<Vec<_>>(),
+                "median": {
+                    "init_us": us(m.init), "first_response_cpu_us": us(m.first_cpu),
+                    "first_call_us": us(m.first_call),
+                },
+                "warm": {
+                    "invocations": r.warm.latencies.len(), "p50_us": us(m.p50), "p99_us": us(m.p99),
+                    "cpu_per_request_us": us(m.cpu_warm), "peak_rss_bytes": m.rss,
+                },
+                "stripped_bytes": r.stripped, "zip_bytes": r.zip,
+            })
+        })
+        .collect();
+    json!({"cold": args.cold, "warm": args.warm, "ca_only": args.ca_only, "builds": builds})
+}
