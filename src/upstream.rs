@@ -12,7 +12,10 @@ use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_healthlake::operation::describe_fhir_export_job::DescribeFHIRExportJobError;
 use aws_sdk_healthlake::types::ExportJobProperties;
 use aws_sdk_healthlake::Client;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::time::Duration;
+
+pub mod https;
 
 /// Connecting to a regional endpoint takes milliseconds; a connect that takes longer is better
 /// retried than waited for.
@@ -26,6 +29,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Tests add an endpoint and credentials to the same loader.
 pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(config.max_attempts)
@@ -37,6 +41,11 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
                 .operation_timeout(config.upstream_timeout)
                 .build(),
         )
+}
+
+/// The HTTPS client the SDK uses: see [`https`] for what it is and why it is ours.
+pub fn https_client() -> SharedHttpClient {
+    SharedHttpClient::new(https::HttpsClient::default())
 }
 
 /// Describes one export job within `budget`, which the caller has already capped by the Lambda
