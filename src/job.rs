@@ -115,7 +115,9 @@ pub fn rfc3339_millis(t: &DateTime) -> Option<String> {
     let nanos = i128::from(t.secs()) * 1_000_000_000 + i128::from(t.subsec_nanos());
     let millis = (nanos + 500_000).div_euclid(1_000_000);
     OffsetDateTime::from_unix_timestamp_nanos(millis * 1_000_000)
-        .ok()?
+        .ok()
+        // RFC 3339 years are four digits: a time before year 0 is not one to pass on.
+        .filter(|t| t.year() >= 0)?
         .format(RFC3339_MILLIS)
         .ok()
 }
@@ -154,9 +156,12 @@ pub fn scrub(text: &str) -> String {
                 rest = &rest[len..];
                 continue;
             }
-            // Not sensitive: copy the run through whole so that its tail is not re-examined.
-            out.push_str(token);
-            rest = &rest[run..];
+            // Not sensitive: copy its first group (and its dash) through, so that each group
+            // after a dash is examined on its own ("2024-123456789012" in a bucket name) but
+            // the tail of a longer number is not ("1234567890123").
+            let group = token.find('-').map_or(run, |i| i + 1);
+            out.push_str(&token[..group]);
+            rest = &rest[group..];
             continue;
         }
         let c = rest.chars().next().expect("rest is not empty");
