@@ -214,16 +214,28 @@ fn main() {
         }
     }
     for round in 0..args.cold {
-        let last = round + 1 == args.cold;
-        for (build, res) in args.builds.iter().zip(&mut results) {
-            let warm = (last && args.warm > 0).then_some(args.warm);
-            let (cold, warm) = run_once(build, &world, warm);
-            res.cold.push(cold);
-            if let Some(w) = warm {
+        let keep = round + 1 == args.cold && args.warm > 0;
+        let n = args.builds.len();
+        let mut running: Vec<Option<Running>> = (0..n).map(|_| None).collect();
+        // Each round starts with the next build, so that no build always goes first.
+        for i in (0..n).map(|k| (k + round) % n) {
+            let (cold, mut process) = cold_start(&args.builds[i], &world);
+            results[i].cold.push(cold);
+            if keep {
+                running[i] = Some(process);
+            } else {
+                stop(&mut process.child);
+            }
+        }
+        let running: Vec<Running> = running.into_iter().flatten().collect();
+        eprint!("\rcold starts: {}/{}", round + 1, args.cold);
+        if keep {
+            eprint!("; warm invocations...");
+            let warm = warm_phase(&args.builds, &world, running, args.warm);
+            for (res, w) in results.iter_mut().zip(warm) {
                 res.warm = w;
             }
         }
-        eprint!("\rcold starts: {}/{}", round + 1, args.cold);
     }
     eprintln!();
 
@@ -392,8 +404,14 @@ fn check(build: &Build, outcome: &Outcome, world: &World) {
     );
 }
 
-/// Starts `build` cold, serves one invocation, and (with `warm`) that many more after a warm-up.
-fn run_once(build: &Build, world: &World, warm: Option<usize>) -> (ColdStart, Option<Warm>) {
+/// A function process that has answered its first invocation and waits for the next.
+struct Running {
+    api: RuntimeApi,
+    child: Child,
+}
+
+/// Starts `build` cold and serves its first invocation.
+fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
     let api = RuntimeApi::start();
     let started = Instant::now();
     let mut child = spawn(build, world, &api, true);
@@ -418,26 +436,47 @@ fn run_once(build: &Build, world: &World, warm: Option<usize>) -> (ColdStart, Op
         first_cpu_schedstat,
         first_call: inv.answered.expect("answered") - inv.delivered.expect("delivered"),
     };
-    let warm = warm.map(|n| {
-        for _ in 0..WARMUP {
-            check(build, &api.invoke_timed(event(), DEADLINE).outcome, world);
+    (cold, Running { api, child })
+}
+
+/// `n` warm invocations; returns their latencies and the CPU they cost the process.
+fn invoke_warm(build: &Build, world: &World, running: &Running, n: usize) -> (Vec<Duration>, Duration) {
+    let pid = running.child.id();
+    let before = measure::cpu_time(pid);
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let inv = running.api.invoke_timed(event(), DEADLINE);
+        check(build, &inv.outcome, world);
+        latencies.push(inv.answered.expect("answered") - inv.delivered.expect("delivered"));
+    }
+    (latencies, measure::cpu_time(pid) - before)
+}
+
+/// The warm phase: every build's process stays up, and they take turns in batches, so that
+/// whatever else the machine does at the time weighs on all of them alike.
+fn warm_phase(builds: &[Build], world: &World, mut running: Vec<Running>, n: usize) -> Vec<Warm> {
+    const BATCH: usize = 50;
+    for (build, r) in builds.iter().zip(&running) {
+        invoke_warm(build, world, r, WARMUP);
+    }
+    let mut warm: Vec<Warm> = builds.iter().map(|_| Warm::default()).collect();
+    let mut cpu = vec![Duration::ZERO; builds.len()];
+    let mut done = 0;
+    while done < n {
+        let batch = BATCH.min(n - done);
+        for (i, (build, r)) in builds.iter().zip(&running).enumerate() {
+            let (latencies, used) = invoke_warm(build, world, r, batch);
+            warm[i].latencies.extend(latencies);
+            cpu[i] += used;
         }
-        let before = measure::cpu_time(pid);
-        let mut latencies = Vec::with_capacity(n);
-        for _ in 0..n {
-            let inv = api.invoke_timed(event(), DEADLINE);
-            check(build, &inv.outcome, world);
-            latencies.push(inv.answered.expect("answered") - inv.delivered.expect("delivered"));
-        }
-        let cpu = measure::cpu_time(pid) - before;
-        Warm {
-            latencies,
-            cpu_per_request: cpu / n as u32,
-            peak_rss: measure::peak_rss(pid),
-        }
-    });
-    stop(&mut child);
-    (cold, warm)
+        done += batch;
+    }
+    for (i, r) in running.iter_mut().enumerate() {
+        warm[i].cpu_per_request = cpu[i] / n as u32;
+        warm[i].peak_rss = measure::peak_rss(r.child.id());
+        stop(&mut r.child);
+    }
+    warm
 }
 
 /// SIGTERM, then SIGKILL if the process is still there after a second (a profiler under which
