@@ -16,7 +16,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    let sdk = upstream::sdk_config_loader(&config).load().await;
+    let sdk = upstream::sdk_config_loader(&config)
+        .credentials_provider(upstream::EnvironmentFirst::default())
+        .load()
+        .await;
     let app: &'static App = Box::leak(Box::new(App::new(Client::new(&sdk), config)));
     runtime::run(app).await
 }

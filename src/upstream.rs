@@ -4,10 +4,14 @@
 use crate::config::Config;
 use crate::error::{UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader};
 use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_healthlake::operation::describe_fhir_export_job::DescribeFHIRExportJobError;
 use aws_sdk_healthlake::types::ExportJobProperties;
@@ -48,6 +52,44 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
                 .operation_timeout(config.upstream_timeout)
                 .build(),
         )
+}
+
+/// Credentials as the SDK's default chain finds them, the environment first, but with the rest
+/// of that chain (profiles, web identity through STS, containers, IMDS) built only if the
+/// environment has none. In Lambda it always has them: the role's keys are in
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`. aws-config builds the
+/// whole chain at start-up, an STS client with its endpoint rules included, for nothing.
+#[derive(Debug, Default)]
+pub struct EnvironmentFirst {
+    rest: tokio::sync::OnceCell<DefaultCredentialsChain>,
+}
+
+impl ProvideCredentials for EnvironmentFirst {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            match EnvironmentVariableCredentialsProvider::new()
+                .provide_credentials()
+                .await
+            {
+                // As in the default chain: only "none here" moves on to the next source.
+                Err(CredentialsError::CredentialsNotLoaded(_)) => {
+                    let rest = self
+                        .rest
+                        .get_or_init(|| {
+                            DefaultCredentialsChain::builder()
+                                .configure(ProviderConfig::default().with_http_client(https_client()))
+                                .build()
+                        })
+                        .await;
+                    rest.provide_credentials().await
+                }
+                found => found,
+            }
+        })
+    }
 }
 
 /// The HTTPS client the SDK uses: see [`https`] for what it is and why it is ours.
