@@ -6,9 +6,17 @@ use export_job_status::config::Config;
 use export_job_status::handler::App;
 use export_job_status::{logging, runtime, upstream};
 
+const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_HEALTHLAKE";
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
+    // An empty value means unset, as for our own variables: `sam local invoke` without
+    // `--env-vars` gives every declared variable "", which the SDK would take as an endpoint.
+    // Still single-threaded here (current-thread runtime, nothing spawned), so this is sound.
+    if std::env::var_os(ENDPOINT_VAR).is_some_and(|v| v.is_empty()) {
+        std::env::remove_var(ENDPOINT_VAR);
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {

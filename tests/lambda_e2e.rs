@@ -780,3 +780,29 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
         "{output:#?}"
     );
 }
+
+/// `sam local invoke` without `--env-vars` hands the function every declared variable, unset
+/// ones as "". An empty `AWS_ENDPOINT_URL_HEALTHLAKE` counts as unset, so the SDK's next source
+/// applies: here the generic `AWS_ENDPOINT_URL`, pointed at the loopback stand-in.
+#[test]
+fn an_empty_endpoint_variable_counts_as_unset() {
+    let healthlake = StandIn::start();
+    let api = RuntimeApi::start();
+    let mut function = Function::start(
+        &api,
+        &healthlake,
+        &[
+            ("AWS_ENDPOINT_URL_HEALTHLAKE", ""),
+            ("AWS_ENDPOINT_URL", &healthlake.url()),
+        ],
+        &[],
+    );
+    healthlake.put_job(DS, "job-1", "QUEUED");
+    let resp = posted_response(
+        &api.invoke(rest_event("empty-endpoint", DS, "job-1"), DEADLINE),
+        "empty",
+    );
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    assert_eq!(healthlake.calls_for("job-1"), 1);
+    assert_eq!(function.exited(), None);
+}

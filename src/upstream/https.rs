@@ -10,6 +10,7 @@
 //! Lambda's Amazon Linux 2023, `/etc/pki/tls/certs/ca-bundle.crt`). Certificates are verified by
 //! rustls against those roots as always; only the reading is ours.
 
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
@@ -18,7 +19,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::ErrorKind;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::{capture_connection, HttpConnector as TcpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
@@ -89,10 +90,11 @@ impl Connector {
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(err) => return HttpConnectorFuture::ready(Err(ConnectorError::user(err.into()))),
         };
+        lend_connection(&mut request);
         let response = self.pool.request(request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
@@ -109,6 +111,30 @@ impl HttpConnector for Connector {
                 Err(err) => Err(connector_error(err)),
             }
         })
+    }
+}
+
+/// Tells the SDK which pooled connection carries `request`, as its own client does: after a
+/// transient error (a 5xx, a throttle) the SDK closes that connection so the retry gets a new one,
+/// and without this it logs an ERROR line on every such error instead.
+fn lend_connection(request: &mut hyper::Request<SdkBody>) {
+    let captured = capture_connection(request);
+    if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+        smithy.set_connection_retriever(move || {
+            captured.connection_metadata().as_ref()?;
+            let captured = captured.clone();
+            let poison = move || {
+                if let Some(conn) = captured.connection_metadata().as_ref() {
+                    conn.poison();
+                }
+            };
+            Some(
+                ConnectionMetadata::builder()
+                    .proxied(false)
+                    .poison_fn(poison)
+                    .build(),
+            )
+        });
     }
 }
 
