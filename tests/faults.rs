@@ -183,6 +183,7 @@ fn one_process_outlives_every_fault_and_keeps_answering() {
         &api,
         &healthlake,
         &[("UPSTREAM_TIMEOUT_MS", "2000"), ("UPSTREAM_MAX_ATTEMPTS", "3")],
+        &[],
     );
     let ok = |request_id: &str, job: &str| {
         healthlake.put_job(DS, job, "IN_PROGRESS");

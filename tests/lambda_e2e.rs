@@ -3,157 +3,19 @@
 //! event shapes through the loopback Runtime API, calling the loopback HealthLake with the real
 //! SDK client. What the function posts back is checked exactly, and so is what it logs.
 
+mod binary;
 mod common;
 
+use binary::{Function, ACCESS_KEY_ID, CALLER_AUTHORIZATION, SECRET_ACCESS_KEY, SESSION_TOKEN};
 use common::{job_path, DS};
 use loopback::healthlake::{self, Reply, StandIn};
-use loopback::runtime_api::{self, Outcome, RuntimeApi};
+use loopback::runtime_api::{Outcome, RuntimeApi};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const ACCESS_KEY_ID: &str = "AKIAE2ETESTEXAMPLE00";
-const SECRET_ACCESS_KEY: &str = "e2eSecretKey/K7MDENG/bPxRfiCYEXAMPLEKEY00";
-const SESSION_TOKEN: &str = "e2eSessionToken//////////wEaCXVzLWVhc3QtMSJHMEUCIQDEXAMPLE";
-/// A caller's own SigV4 header, as API Gateway passes it through for IAM-authorized routes: the
-/// function must never log it.
-const CALLER_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=AKIACALLEREXAMPLE000/20231114/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=callersignature0000";
 /// Lambda's timeout for ordinary events: long enough never to be what decides the answer.
 const DEADLINE: Duration = Duration::from_secs(10);
 const PROBLEM: &str = "urn:problem-type:export-job-status:";
-
-/// The binary, running as in a Lambda execution environment. Killed when dropped, whatever the
-/// test's outcome; its stdout and stderr are collected line by line.
-struct Function {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Function {
-    /// Starts the binary with only the variables Lambda sets for a custom runtime, the loopback
-    /// endpoints, static test credentials and `extra`; variables in `without` are left out.
-    fn start(api: &RuntimeApi, healthlake: &StandIn, extra: &[(&str, &str)], without: &[&str]) -> Function {
-        let mut env: Vec<(&str, String)> = vec![
-            ("AWS_LAMBDA_RUNTIME_API", api.host_port()),
-            ("AWS_LAMBDA_FUNCTION_NAME", runtime_api::FUNCTION_NAME.into()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
-            ("AWS_SESSION_TOKEN", SESSION_TOKEN.into()),
-            ("AWS_ENDPOINT_URL_HEALTHLAKE", healthlake.url()),
-            // No profile, no instance metadata: nothing on this machine can supply credentials.
-            ("AWS_CONFIG_FILE", "/dev/null".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ];
-        env.retain(|(k, _)| !without.contains(k));
-        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-
-        let mut child = Command::new(env!("CARGO_BIN_EXE_export-job-status"))
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the function binary");
-        let (stdout, out_reader) = collect_lines(child.stdout.take().expect("piped stdout"));
-        let (stderr, err_reader) = collect_lines(child.stderr.take().expect("piped stderr"));
-        Function {
-            child,
-            stdout,
-            stderr,
-            readers: vec![out_reader, err_reader],
-        }
-    }
-
-    fn stdout(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    fn stderr(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn all_output(&self) -> Vec<String> {
-        let mut all = self.stdout();
-        all.extend(self.stderr());
-        all
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("query the child")
-    }
-
-    /// Waits for the process to exit, then for the readers to drain its pipes.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + timeout;
-        while Instant::now() < until {
-            if let Some(status) = self.exited() {
-                for reader in self.readers.drain(..) {
-                    reader.join().expect("a reader thread");
-                }
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// The log lines on stdout, each of which must be a JSON object.
-    fn log_lines(&self) -> Vec<Value> {
-        self.stdout()
-            .iter()
-            .map(|l| match serde_json::from_str(l) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => panic!("a log line that is not a JSON object: {l}"),
-            })
-            .collect()
-    }
-
-    /// The `message: "request"` log lines, once there are `count` (the reader may lag the
-    /// answer by a moment), or whatever there is after 5 s.
-    fn request_lines(&self, count: usize) -> Vec<Value> {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            let lines: Vec<Value> = self
-                .log_lines()
-                .into_iter()
-                .filter(|l| l["message"] == "request")
-                .collect();
-            if lines.len() >= count || Instant::now() >= until {
-                return lines;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads `pipe` on its own thread until it closes, so the child never blocks on a full pipe.
-fn collect_lines(pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    (lines, reader)
-}
 
 // ---- Events as each source sends them ----
 
@@ -458,7 +320,7 @@ fn assert_request_logs(function: &Function, expected: &[Logged]) {
 
 /// Nothing the function printed carries its credentials, a signature, or HealthLake's words.
 fn assert_no_secrets_logged(function: &Function) {
-    for line in function.all_output() {
+    for line in function.output() {
         for secret in [
             SECRET_ACCESS_KEY,
             SESSION_TOKEN,
@@ -772,7 +634,7 @@ fn bad_configuration_stops_start_up_naming_the_variable() {
         .expect("the function should stop on bad configuration");
     assert!(!status.success(), "{status}");
     assert_eq!(api.first_poll(), None, "it took events with a bad configuration");
-    let output = function.all_output();
+    let output = function.output();
     assert!(
         output
             .iter()

@@ -68,6 +68,7 @@ fn no_secret_reaches_a_log_across_the_error_table() {
             ("UPSTREAM_TIMEOUT_MS", "1000"),
             ("UPSTREAM_MAX_ATTEMPTS", "2"),
         ],
+        &[],
     );
     let upstream: Vec<(&str, Reply, u64)> = vec![
         ("ok", Reply::Job(healthlake::job(DS, "ok", "FAILED")), 200),
@@ -163,6 +164,7 @@ fn no_secret_reaches_a_log_without_credentials() {
             ("AWS_ACCESS_KEY_ID", ""),
             ("AWS_SECRET_ACCESS_KEY", ""),
         ],
+        &[],
     );
     healthlake.put_job(DS, "j", "QUEUED");
     let resp = posted(

@@ -1,15 +1,15 @@
 //! The compiled `export-job-status` binary under the loopback Lambda Runtime API, calling the
-//! loopback HealthLake: for the fault and security tests. (tests/lambda_e2e.rs has the full
-//! harness with its checks of every event shape; this is the small part those tests need.)
+//! loopback HealthLake: the harness of the end-to-end, fault and security tests.
 #![allow(dead_code)] // each test binary uses its own part of this
 
 use loopback::healthlake::StandIn;
 use loopback::runtime_api::{self, Outcome, RuntimeApi};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 pub const ACCESS_KEY_ID: &str = "AKIAFAULTTESTEXAMPLE";
 pub const SECRET_ACCESS_KEY: &str = "faultSecretKey/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -18,43 +18,118 @@ pub const SESSION_TOKEN: &str = "faultSessionToken//////////wEaCXVzLWVhc3QtMSJHM
 pub const CALLER_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=AKIACALLEREXAMPLE000/20231114/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=callersignature0000";
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// The binary, started as Lambda starts a custom runtime; killed when dropped.
+/// The binary, running as in a Lambda execution environment. Killed when dropped, whatever the
+/// test's outcome; its stdout and stderr are collected line by line.
 pub struct Function {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Function {
-    pub fn start(api: &RuntimeApi, healthlake: &StandIn, extra: &[(&str, &str)]) -> Function {
+    /// Starts the binary with only the variables Lambda sets for a custom runtime, the loopback
+    /// endpoints, static test credentials and `extra`; variables in `without` are left out.
+    pub fn start(
+        api: &RuntimeApi,
+        healthlake: &StandIn,
+        extra: &[(&str, &str)],
+        without: &[&str],
+    ) -> Function {
+        let mut env: Vec<(&str, String)> = vec![
+            ("AWS_LAMBDA_RUNTIME_API", api.host_port()),
+            ("AWS_LAMBDA_FUNCTION_NAME", runtime_api::FUNCTION_NAME.into()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
+            ("AWS_SESSION_TOKEN", SESSION_TOKEN.into()),
+            ("AWS_ENDPOINT_URL_HEALTHLAKE", healthlake.url()),
+            // No profile, no instance metadata: nothing on this machine can supply credentials.
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ];
+        env.retain(|(k, _)| !without.contains(k));
+        env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+
         let mut child = Command::new(env!("CARGO_BIN_EXE_export-job-status"))
             .env_clear()
-            .envs([
-                ("AWS_LAMBDA_RUNTIME_API", api.host_port()),
-                ("AWS_LAMBDA_FUNCTION_NAME", runtime_api::FUNCTION_NAME.into()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-                ("AWS_REGION", "us-east-1".into()),
-                ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
-                ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
-                ("AWS_SESSION_TOKEN", SESSION_TOKEN.into()),
-                ("AWS_ENDPOINT_URL_HEALTHLAKE", healthlake.url()),
-                ("AWS_CONFIG_FILE", "/dev/null".into()),
-                ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-                ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ])
-            .envs(extra.iter().map(|(k, v)| (*k, *v)))
+            .envs(env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the function binary");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
+        let (stdout, out_reader) = collect_lines(child.stdout.take().expect("piped stdout"));
+        let (stderr, err_reader) = collect_lines(child.stderr.take().expect("piped stderr"));
         Function {
             child,
             stdout,
             stderr,
+            readers: vec![out_reader, err_reader],
+        }
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        let mut all = self.stdout();
+        all.extend(self.stderr());
+        all
+    }
+
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("query the child")
+    }
+
+    /// Waits for the process to exit, then for the readers to drain its pipes.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if let Some(status) = self.exited() {
+                for reader in self.readers.drain(..) {
+                    reader.join().expect("a reader thread");
+                }
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The log lines on stdout, each of which must be a JSON object.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.stdout()
+            .iter()
+            .map(|l| match serde_json::from_str(l) {
+                Ok(v @ Value::Object(_)) => v,
+                _ => panic!("a log line that is not a JSON object: {l}"),
+            })
+            .collect()
+    }
+
+    /// The `message: "request"` log lines, once there are `count` (the reader may lag the
+    /// answer by a moment), or whatever there is after 5 s.
+    pub fn request_lines(&self, count: usize) -> Vec<Value> {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<Value> = self
+                .log_lines()
+                .into_iter()
+                .filter(|l| l["message"] == "request")
+                .collect();
+            if lines.len() >= count || Instant::now() >= until {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -63,18 +138,7 @@ impl Function {
     }
 
     pub fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Every line it printed so far, stdout then stderr.
-    pub fn output(&self) -> Vec<String> {
-        let mut all = self.stdout.lock().unwrap().clone();
-        all.extend(self.stderr.lock().unwrap().iter().cloned());
-        all
-    }
-
-    pub fn stderr(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
+        self.exited().is_none()
     }
 
     /// A field of /proc/<pid>/status, in kB (VmRSS, VmHWM).
@@ -105,15 +169,16 @@ impl Drop for Function {
     }
 }
 
-fn collect(pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+/// Reads `pipe` on its own thread until it closes, so the child never blocks on a full pipe.
+fn collect_lines(pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
     });
-    lines
+    (lines, reader)
 }
 
 /// An API Gateway REST API event (payload 1.0) for `method` on the route, with a caller's
