@@ -87,44 +87,35 @@ impl HttpsFront {
             .expect("server certificate");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the TLS front");
-        listener.set_nonblocking(true).expect("non-blocking");
-        let addr = listener.local_addr().expect("address");
-        let (stop, stopped) = oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("https-front".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    tokio::pin!(stopped);
-                    loop {
-                        let (tcp, _) = tokio::select! {
-                            _ = &mut stopped => return,
-                            accepted = listener.accept() => match accepted {
-                                Ok(conn) => conn,
-                                Err(_) => continue,
-                            },
+        let (addr, stop) = loopback::spawn_server(
+            "https-front",
+            "127.0.0.1:0".parse().expect("a socket address"),
+            move |listener, stopped| async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                tokio::pin!(stopped);
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        _ = &mut stopped => return,
+                        accepted = listener.accept() => match accepted {
+                            Ok(conn) => conn,
+                            Err(_) => continue,
+                        },
+                    };
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let _ = tcp.set_nodelay(true);
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
                         };
-                        let acceptor = acceptor.clone();
-                        tokio::spawn(async move {
-                            let _ = tcp.set_nodelay(true);
-                            let Ok(mut tls) = acceptor.accept(tcp).await else {
-                                return;
-                            };
-                            let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
-                                return;
-                            };
-                            let _ = plain.set_nodelay(true);
-                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                        });
-                    }
-                });
-            })
-            .expect("spawn the TLS front");
+                        let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                            return;
+                        };
+                        let _ = plain.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    });
+                }
+            },
+        );
         HttpsFront {
             addr,
             stop: Some(stop),

@@ -124,22 +124,11 @@ impl StandIn {
     }
 
     pub fn start_on(addr: SocketAddr) -> StandIn {
-        let std_listener = std::net::TcpListener::bind(addr).expect("bind the stand-in");
-        std_listener.set_nonblocking(true).expect("non-blocking listener");
-        let addr = std_listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(State::default()));
-        let (stop, stopped) = oneshot::channel();
         let served = state.clone();
-        std::thread::Builder::new()
-            .name("loopback-healthlake".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(serve(std_listener, served, stopped));
-            })
-            .expect("spawn the stand-in thread");
+        let (addr, stop) = crate::spawn_server("loopback-healthlake", addr, move |listener, stopped| {
+            serve(listener, served, stopped)
+        });
         StandIn {
             addr,
             state,

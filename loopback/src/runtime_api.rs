@@ -120,26 +120,17 @@ pub struct RuntimeApi {
 impl RuntimeApi {
     /// Starts on 127.0.0.1 with a free port.
     pub fn start() -> RuntimeApi {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the runtime API");
-        listener.set_nonblocking(true).expect("non-blocking listener");
-        let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             queued: Notify::new(),
         });
-        let (stop, stopped) = oneshot::channel();
         let served = shared.clone();
-        std::thread::Builder::new()
-            .name("loopback-runtime-api".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(serve(listener, served, stopped));
-            })
-            .expect("spawn the runtime API thread");
+        let (addr, stop) = crate::spawn_server(
+            "loopback-runtime-api",
+            "127.0.0.1:0".parse().expect("a socket address"),
+            move |listener, stopped| serve(listener, served, stopped),
+        );
         RuntimeApi {
             addr,
             shared,
