@@ -90,30 +90,19 @@ impl HttpsFront {
         let (addr, stop) = loopback::spawn_server(
             "https-front",
             "127.0.0.1:0".parse().expect("a socket address"),
-            move |listener, stopped| async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                tokio::pin!(stopped);
-                loop {
-                    let (tcp, _) = tokio::select! {
-                        _ = &mut stopped => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok(conn) => conn,
-                            Err(_) => continue,
-                        },
+            move |tcp| {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = tcp.set_nodelay(true);
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
                     };
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        let _ = tcp.set_nodelay(true);
-                        let Ok(mut tls) = acceptor.accept(tcp).await else {
-                            return;
-                        };
-                        let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
-                            return;
-                        };
-                        let _ = plain.set_nodelay(true);
-                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                    });
-                }
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                        return;
+                    };
+                    let _ = plain.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
             },
         );
         HttpsFront {

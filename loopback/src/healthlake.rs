@@ -126,9 +126,8 @@ impl StandIn {
     pub fn start_on(addr: SocketAddr) -> StandIn {
         let state = Arc::new(Mutex::new(State::default()));
         let served = state.clone();
-        let (addr, stop) = crate::spawn_server("loopback-healthlake", addr, move |listener, stopped| {
-            serve(listener, served, stopped)
-        });
+        let (addr, stop) =
+            crate::spawn_server("loopback-healthlake", addr, move |stream| serve(stream, &served));
         StandIn {
             addr,
             state,
@@ -198,31 +197,18 @@ impl Drop for StandIn {
     }
 }
 
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        let stream = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let conn_state = state.clone();
-        let task = tokio::spawn(async move {
-            let service = service_fn(move |req| answer(conn_state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-        s.connections.retain(|c| !c.is_finished());
-        s.connections.push(task);
-    }
+/// Serves one connection, keeping its task so that `close_connections` can end it.
+fn serve(stream: tokio::net::TcpStream, state: &Arc<Mutex<State>>) {
+    let conn_state = state.clone();
+    let task = tokio::spawn(async move {
+        let service = service_fn(move |req| answer(conn_state.clone(), req));
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    s.connections.retain(|c| !c.is_finished());
+    s.connections.push(task);
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;

@@ -129,7 +129,7 @@ impl RuntimeApi {
         let (addr, stop) = crate::spawn_server(
             "loopback-runtime-api",
             "127.0.0.1:0".parse().expect("a socket address"),
-            move |listener, stopped| serve(listener, served, stopped),
+            move |stream| serve(stream, &served),
         );
         RuntimeApi {
             addr,
@@ -251,25 +251,15 @@ fn new_request_id() -> String {
     )
 }
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        let stream = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let conn_shared = shared.clone();
-        // Dropped with the runtime when `serve` returns, which closes every connection.
-        tokio::spawn(async move {
-            let service = service_fn(move |req| answer(conn_shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+/// Serves one connection; its task ends with the runtime when the server stops.
+fn serve(stream: tokio::net::TcpStream, shared: &Arc<Shared>) {
+    let conn_shared = shared.clone();
+    tokio::spawn(async move {
+        let service = service_fn(move |req| answer(conn_shared.clone(), req));
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
 }
 
 type Body = Full<Bytes>;
