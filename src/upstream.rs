@@ -16,14 +16,7 @@ use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_healthlake::operation::describe_fhir_export_job::DescribeFHIRExportJobError;
 use aws_sdk_healthlake::types::ExportJobProperties;
 use aws_sdk_healthlake::Client;
-use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::config_bag::ConfigBag;
-use http_body_util::Limited;
 use std::time::Duration;
 
 pub mod https;
@@ -109,39 +102,11 @@ pub async fn describe_export_job(
         .describe_fhir_export_job()
         .datastore_id(datastore.as_str())
         .job_id(job.as_str())
-        .customize()
-        .interceptor(BoundedBody)
         .send();
     match tokio::time::timeout(budget, call).await {
         Err(_elapsed) => Err(UpstreamError::new(UpstreamKind::Timeout, "Timeout")),
         Ok(Err(err)) => Err(classify(&err)),
         Ok(Ok(out)) => out.export_job_properties.ok_or_else(UpstreamError::malformed),
-    }
-}
-
-/// Far more than any DescribeFHIRExportJob answer (a few kilobytes), far less than memory.
-pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
-
-/// Bounds the answer's body: the SDK reads a whole body into memory before parsing it, however
-/// long it is, so a broken or hostile far side could exhaust the function's memory. A longer
-/// body fails to read (a response error: retried, then 502).
-#[derive(Debug)]
-struct BoundedBody;
-
-impl Intercept for BoundedBody {
-    fn name(&self) -> &'static str {
-        "BoundedBody"
-    }
-
-    fn modify_before_deserialization(
-        &self,
-        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let body = std::mem::replace(ctx.response_mut().body_mut(), SdkBody::taken());
-        *ctx.response_mut().body_mut() = SdkBody::from_body_1_x(Limited::new(body, MAX_ANSWER_BYTES));
-        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::ErrorKind;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use http_body_util::Limited;
 use hyper_util::client::legacy::connect::{capture_connection, HttpConnector as TcpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -37,6 +38,11 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/ca-bundle.pem",             // openSUSE
     "/etc/ssl/cert.pem",                  // Alpine, macOS
 ];
+/// Far more than any answer the function reads (a DescribeFHIRExportJob answer is a few kilobytes),
+/// far less than its memory. The SDK reads a whole body into memory before parsing it, however
+/// long it is, so a broken or hostile far side could otherwise exhaust the function's memory; a
+/// longer body fails to read (a response error: retried, then 502).
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// As the SDK's own client: idle pooled connections are dropped after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -106,8 +112,10 @@ impl HttpConnector for Connector {
                 },
             };
             match response {
-                Ok(resp) => HttpResponse::try_from(resp.map(SdkBody::from_body_1_x))
-                    .map_err(|err| ConnectorError::other(err.into(), None)),
+                Ok(resp) => HttpResponse::try_from(
+                    resp.map(|body| SdkBody::from_body_1_x(Limited::new(body, MAX_ANSWER_BYTES))),
+                )
+                .map_err(|err| ConnectorError::other(err.into(), None)),
                 Err(err) => Err(connector_error(err)),
             }
         })
