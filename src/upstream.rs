@@ -20,6 +20,7 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::time::Duration;
 
 mod https;
+mod trust;
 
 /// Connecting to a regional endpoint takes milliseconds; a connect that takes longer is better
 /// retried than waited for.
