@@ -239,3 +239,51 @@ fn the_function_serves_exactly_the_datastores_its_role_may_read() {
         Some("DatastoreIds")
     );
 }
+
+/// The mapping under `key`, wherever it is in `v`.
+fn find<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Mapping(m) => m.iter().find_map(|(k, child)| {
+            if k.as_str() == Some(key) {
+                Some(child)
+            } else {
+                find(child, key)
+            }
+        }),
+        Value::Sequence(s) => s.iter().find_map(|c| find(c, key)),
+        Value::Tagged(t) => find(&t.value, key),
+        _ => None,
+    }
+}
+
+/// API Gateway's own errors are problems like the function's: JSON whose `status` member is the
+/// status they are sent with, and whose `type` is ours.
+#[test]
+fn every_gateway_response_is_a_problem_with_its_own_status() {
+    let t = template();
+    let responses = find(&t, "x-amazon-apigateway-gateway-responses").expect("gateway responses");
+    let responses = responses.as_mapping().unwrap();
+    assert!(responses.len() >= 14, "{} gateway responses", responses.len());
+    for (name, resp) in responses {
+        let status: u16 = resp["statusCode"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name:?} sets no statusCode"))
+            .parse()
+            .unwrap();
+        let template = resp["responseTemplates"]["application/json"].as_str().unwrap();
+        let body: serde_json::Value = serde_json::from_str(
+            &template
+                .replace("$context.requestId", "req")
+                .replace("$context.error.responseType", "TYPE"),
+        )
+        .unwrap_or_else(|e| panic!("{name:?}: not JSON ({e}): {template}"));
+        assert_eq!(body["status"], status, "{name:?}");
+        assert!(
+            body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:problem-type:export-job-status:")),
+            "{name:?}"
+        );
+        assert_eq!(body["requestId"], "req", "{name:?}");
+    }
+}
