@@ -3,6 +3,7 @@
 //! A request flows `runtime` (the Lambda event) → `handler` → `route` (where the ids are) →
 //! `ids` (are they valid) → `cache` or `upstream` (HealthLake) → `job` (what to tell) →
 //! `response` (the HTTP answer). `error` is the one enum for everything that can go wrong.
+//! `scope` decides who may read which datastore, and which fields they are told.
 
 pub mod cache;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod logging;
 pub mod response;
 pub mod route;
 pub mod runtime;
+pub mod scope;
 pub mod upstream;
