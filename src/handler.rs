@@ -130,7 +130,8 @@ async fn respond(
             let (mut view, submitted) = JobView::from_sdk(&datastore, &job, &answer?)?;
             fields.apply(&mut view);
             let rendered = Arc::new(view.render(submitted));
-            app.cache.insert_if_terminal(&datastore, &job, fields, rendered.clone());
+            app.cache
+                .insert_if_terminal(&datastore, &job, fields, rendered.clone());
             rendered
         }
     };

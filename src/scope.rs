@@ -213,9 +213,7 @@ fn principal_id(p: &str) -> Option<String> {
     let id = p.split(':').next()?;
     let ok = (16..=128).contains(&id.len())
         && id.starts_with(|c: char| c.is_ascii_uppercase())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     ok.then(|| id.to_owned())
 }
 
@@ -245,8 +243,9 @@ impl Mapping {
             Some(AttributeValue::Ss(ids)) => ids
                 .iter()
                 .map(|id| {
-                    DatastoreId::parse(id)
-                        .map_err(|e| Malformed(format!("{DATASTORES}: {:?} {e}", id.escape_debug().to_string())))
+                    DatastoreId::parse(id).map_err(|e| {
+                        Malformed(format!("{DATASTORES}: {:?} {e}", id.escape_debug().to_string()))
+                    })
                 })
                 .collect::<Result<HashSet<_>, _>>()?,
             Some(_) => return bad(format!("{DATASTORES} is not a String Set (SS)")),
@@ -487,11 +486,7 @@ mod tests {
     use serde_json::json;
 
     fn config(vars: &[(&str, &str)]) -> Result<ScopeConfig, ConfigError> {
-        ScopeConfig::from_vars(&|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        })
+        ScopeConfig::from_vars(&|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
     }
 
     /// A REST API (payload 1.0) event with this identity, as lambda_http reads it.
@@ -555,7 +550,9 @@ mod tests {
 
     #[test]
     fn the_caller_is_taken_from_the_rest_identity_without_secrets() {
-        let key = rest_with_identity(json!({"apiKeyId": "k1a2b3c4d5", "apiKey": "SECRETVALUE0123456789", "sourceIp": "203.0.113.1"}));
+        let key = rest_with_identity(
+            json!({"apiKeyId": "k1a2b3c4d5", "apiKey": "SECRETVALUE0123456789", "sourceIp": "203.0.113.1"}),
+        );
         assert_eq!(Caller::of(&key), Caller::ApiKey("k1a2b3c4d5".into()));
         assert_eq!(Caller::of(&key).id(), Some("k1a2b3c4d5"));
 
@@ -568,7 +565,8 @@ mod tests {
         assert_eq!(Caller::of(&role), Caller::Iam("AROAEXAMPLEROLEID0001".into()));
 
         // The root user is identified by its account id, which is never logged.
-        let root = rest_with_identity(json!({"user": "111122223333", "userArn": "arn:aws:iam::111122223333:root"}));
+        let root =
+            rest_with_identity(json!({"user": "111122223333", "userArn": "arn:aws:iam::111122223333:root"}));
         assert_eq!(Caller::of(&root), Caller::Unidentified);
 
         let bad = rest_with_identity(json!({"apiKeyId": "a b\"c"}));
@@ -642,11 +640,17 @@ mod tests {
             (vec![], DATASTORES),
             (vec![(DATASTORES, AttributeValue::S("ds1".into()))], "String Set"),
             (
-                vec![(DATASTORES, AttributeValue::L(vec![AttributeValue::S("ds1".into())]))],
+                vec![(
+                    DATASTORES,
+                    AttributeValue::L(vec![AttributeValue::S("ds1".into())]),
+                )],
                 "String Set",
             ),
             (
-                vec![(DATASTORES, AttributeValue::Ss(vec!["ds1".into(), "bad#id".into()]))],
+                vec![(
+                    DATASTORES,
+                    AttributeValue::Ss(vec!["ds1".into(), "bad#id".into()]),
+                )],
                 "bad#id",
             ),
             (
