@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs moto's server (a DynamoDB-compatible server on loopback) for the partner-scoping tests
-# (tests/scoping.rs starts it through tests/common/dynamodb.rs). From PyPI, pinned, so that a new
+# (tests/it/scoping.rs starts it through tests/it/dynamodb.rs). From PyPI, pinned, so that a new
 # moto release cannot change what the tests see.
 set -euo pipefail
 echo "== moto[server] for the DynamoDB tests"

@@ -10,11 +10,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// About 1 KiB an entry, so at most about half a MiB.
-pub const DEFAULT_CAPACITY: usize = 512;
+const DEFAULT_CAPACITY: usize = 512;
 
 type Key = (DatastoreId, JobId, Fields);
 
-pub struct TerminalCache {
+pub(crate) struct TerminalCache {
     inner: Mutex<Inner>,
     capacity: usize,
 }
@@ -25,15 +25,26 @@ struct Inner {
     order: VecDeque<Key>,
 }
 
+impl Default for TerminalCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
 impl TerminalCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         TerminalCache {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
         }
     }
 
-    pub fn get(&self, datastore: &DatastoreId, job: &JobId, fields: Fields) -> Option<Arc<RenderedJob>> {
+    pub(crate) fn get(
+        &self,
+        datastore: &DatastoreId,
+        job: &JobId,
+        fields: Fields,
+    ) -> Option<Arc<RenderedJob>> {
         // The map's key is owned; building one costs two short string copies.
         self.lock()
             .map
@@ -42,7 +53,7 @@ impl TerminalCache {
     }
 
     /// Keeps `job` if it is terminal; running jobs are never stored.
-    pub fn insert_if_terminal(
+    pub(crate) fn insert_if_terminal(
         &self,
         datastore: &DatastoreId,
         job: &JobId,
@@ -64,12 +75,9 @@ impl TerminalCache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// A panic elsewhere cannot leave this map half-written (every mutation completes before

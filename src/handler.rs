@@ -1,7 +1,7 @@
 //! The handler: one HTTP request in, one HTTP response out, whatever happens. Tests call it
 //! directly; `main` lends it the client, the configuration and the cache built once at start-up.
 
-use crate::cache::{TerminalCache, DEFAULT_CAPACITY};
+use crate::cache::TerminalCache;
 use crate::config::Config;
 use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
@@ -20,15 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kept back from the Lambda deadline so that our 504 reaches the caller before Lambda stops us.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Everything a request needs that outlives it: built once per execution environment.
 pub struct App {
-    pub client: Client,
-    pub config: Config,
-    pub cache: TerminalCache,
+    client: Client,
+    config: Config,
+    cache: TerminalCache,
     /// Who may read which datastore; `main` connects it to the status table.
-    pub scope: Scope,
+    scope: Scope,
 }
 
 impl App {
@@ -37,8 +37,14 @@ impl App {
             client,
             scope: Scope::new(config.scope.clone()),
             config,
-            cache: TerminalCache::new(DEFAULT_CAPACITY),
+            cache: TerminalCache::default(),
         }
+    }
+
+    /// Reads partner mappings from `STATUS_TABLE` through a DynamoDB client built from `sdk`
+    /// (see `scope`); without this, API-key callers read nothing.
+    pub fn connect_status_table(&mut self, sdk: &aws_config::SdkConfig) {
+        self.scope.connect(sdk);
     }
 }
 
@@ -127,9 +133,9 @@ async fn respond(
             let started = Instant::now();
             let answer = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
             trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
-            let (mut view, submitted) = JobView::from_sdk(&datastore, &job, &answer?)?;
+            let mut view = JobView::from_sdk(&datastore, &job, &answer?)?;
             fields.apply(&mut view);
-            let rendered = Arc::new(view.render(submitted));
+            let rendered = Arc::new(view.render());
             app.cache
                 .insert_if_terminal(&datastore, &job, fields, rendered.clone());
             rendered

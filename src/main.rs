@@ -4,7 +4,7 @@
 use aws_sdk_healthlake::Client;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
-use export_job_status::{logging, runtime, upstream};
+use export_job_status::{lambda_event, logging, upstream};
 
 const ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_HEALTHLAKE", "AWS_ENDPOINT_URL_DYNAMODB"];
 
@@ -31,7 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .load()
         .await;
     let mut app = App::new(Client::new(&sdk), config);
-    app.scope.connect(&sdk);
+    app.connect_status_table(&sdk);
     let app: &'static App = Box::leak(Box::new(app));
-    runtime::run(app).await
+    lambda_event::run(app).await
 }

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// "Refreshed within a minute": the longest a process may go on using a mapping it read.
-pub const MAX_REFRESH: Duration = Duration::from_secs(60);
+pub(crate) const MAX_REFRESH: Duration = Duration::from_secs(60);
 /// A mapping read is one GetItem that DynamoDB answers in milliseconds. Bounded well below the
 /// HealthLake budget, so that an unreachable table costs the caller a second, not the request.
 const MAPPING_TIMEOUT: Duration = Duration::from_millis(1_000);
@@ -37,10 +37,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// the number of partners, not something a caller can grow; the bound is a backstop.
 const MAX_KEYS: usize = 1_024;
 /// Item attributes: see docs/partners.md.
-pub const PK: &str = "pk";
-pub const KEY_PREFIX: &str = "apikey#";
-pub const DATASTORES: &str = "datastores";
-pub const LABEL: &str = "label";
+pub(crate) const PK: &str = "pk";
+pub(crate) const KEY_PREFIX: &str = "apikey#";
+pub(crate) const DATASTORES: &str = "datastores";
+pub(crate) const LABEL: &str = "label";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMode {
@@ -61,7 +61,7 @@ pub enum Fields {
 
 impl Fields {
     /// Leaves out of `view` what this caller may not be told.
-    pub fn apply(self, view: &mut JobView) {
+    pub(crate) fn apply(self, view: &mut JobView) {
         if self == Fields::WithoutOutputUri {
             view.output_s3_uri = None;
         }
@@ -92,7 +92,7 @@ impl Default for ScopeConfig {
 
 impl ScopeConfig {
     /// Reads the variables through `get`, which already treats an empty value as unset.
-    pub fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub(crate) fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let err = |variable, reason: String| ConfigError { variable, reason };
         let auth_mode = match get("AUTH_MODE").as_deref().map(str::trim) {
             None | Some("AWS_IAM") => AuthMode::AwsIam,
@@ -149,7 +149,7 @@ fn is_table_name(t: &str) -> bool {
 /// Who asked, as API Gateway identified them. Holds ids only: never a key's value, an ARN or an
 /// account id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     /// A REST API event with an API key's id (API Gateway validated the key before calling us).
     ApiKey(String),
     /// An `apiKeyId` that is not an id as API Gateway makes them: read nothing, log no id.
@@ -162,7 +162,7 @@ pub enum Caller {
 }
 
 impl Caller {
-    pub fn of(req: &Request) -> Caller {
+    pub(crate) fn of(req: &Request) -> Caller {
         let Some(RequestContext::ApiGatewayV1(ctx)) = req.request_context_ref() else {
             return Caller::Unidentified;
         };
@@ -184,7 +184,7 @@ impl Caller {
     }
 
     /// For the log line.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Caller::ApiKey(_) | Caller::BadApiKey => "api-key",
             Caller::Iam(_) => "iam",
@@ -193,7 +193,7 @@ impl Caller {
     }
 
     /// For the log line: the key's id or the principal's unique id.
-    pub fn id(&self) -> Option<&str> {
+    pub(crate) fn id(&self) -> Option<&str> {
         match self {
             Caller::ApiKey(id) | Caller::Iam(id) => Some(id),
             Caller::BadApiKey | Caller::Unidentified => None,
@@ -219,7 +219,7 @@ fn principal_id(p: &str) -> Option<String> {
 
 /// What a partner key may read: one item of the status table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
+pub(crate) struct Mapping {
     pub datastores: HashSet<DatastoreId>,
     /// The partner's name, for the log line.
     pub label: Option<String>,
@@ -227,7 +227,7 @@ pub struct Mapping {
 
 /// Why an item cannot be used, naming the attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Malformed(pub String);
+pub(crate) struct Malformed(pub String);
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -237,7 +237,7 @@ impl fmt::Display for Malformed {
 
 impl Mapping {
     /// Reads an item: `datastores` a String Set of datastore ids, `label` an optional String.
-    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Mapping, Malformed> {
+    pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Mapping, Malformed> {
         let bad = |s: String| Err(Malformed(s));
         let datastores = match item.get(DATASTORES) {
             Some(AttributeValue::Ss(ids)) => ids
@@ -272,7 +272,7 @@ fn is_label(l: &str) -> bool {
 
 /// Why a request was refused; every reason gets the same 404 `job-not-found`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denial {
+pub(crate) enum Denial {
     /// The key's mapping does not name this datastore.
     NotMapped,
     /// The key has no mapping item, or only a malformed one: it reads nothing.
@@ -285,7 +285,7 @@ pub enum Denial {
 
 impl Denial {
     /// For the log line's `access` field.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Denial::NotMapped => "not-mapped",
             Denial::NoMapping => "no-mapping",
@@ -297,21 +297,21 @@ impl Denial {
 
 /// What a caller may be told about a datastore it may read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
+pub(crate) struct Grant {
     pub fields: Fields,
     /// The partner's label, for the log line.
     pub partner: Option<String>,
 }
 
 /// The per-process scoping state: the configuration and, with a table, the mapping reader.
-pub struct Scope {
+pub(crate) struct Scope {
     config: ScopeConfig,
     partners: Option<Partners>,
 }
 
 impl Scope {
     /// Without a table client: API-key callers read nothing until [`Scope::connect`].
-    pub fn new(config: ScopeConfig) -> Scope {
+    pub(crate) fn new(config: ScopeConfig) -> Scope {
         Scope {
             config,
             partners: None,
@@ -321,7 +321,7 @@ impl Scope {
     /// Builds the DynamoDB client from the function's SDK configuration (its HTTPS client,
     /// credentials and region; `AWS_ENDPOINT_URL_DYNAMODB` as the SDK reads it), when a table is
     /// configured. Without one, API-key callers read nothing, and start-up says so.
-    pub fn connect(&mut self, sdk: &aws_config::SdkConfig) {
+    pub(crate) fn connect(&mut self, sdk: &aws_config::SdkConfig) {
         match &self.config.status_table {
             Some(table) => {
                 let timeouts = aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
@@ -345,7 +345,7 @@ impl Scope {
     }
 
     /// May `caller` read `datastore` (one the deployment serves), and with which fields.
-    pub async fn authorize(&self, caller: &Caller, datastore: &DatastoreId) -> Result<Grant, Denial> {
+    pub(crate) async fn authorize(&self, caller: &Caller, datastore: &DatastoreId) -> Result<Grant, Denial> {
         match caller {
             Caller::ApiKey(key) => {
                 let partners = self.partners.as_ref().ok_or(Denial::MappingUnavailable)?;
@@ -372,7 +372,7 @@ impl Scope {
 /// Partner mappings as read from the table, each kept for the refresh interval. Read on the
 /// request path, not by a timer: Lambda freezes the process between invocations, so a timer
 /// would not run when it should, and a process that serves no API-key caller reads nothing.
-pub struct Partners {
+pub(crate) struct Partners {
     client: aws_sdk_dynamodb::Client,
     table: String,
     refresh: Duration,
@@ -386,7 +386,7 @@ struct Known {
 }
 
 impl Partners {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String, refresh: Duration) -> Partners {
+    pub(crate) fn new(client: aws_sdk_dynamodb::Client, table: String, refresh: Duration) -> Partners {
         Partners {
             client,
             table,
@@ -397,7 +397,7 @@ impl Partners {
 
     /// The key's mapping, read again once older than the refresh interval. `Ok(None)`: the key
     /// has no usable mapping. `Err`: the table could not be read, so the caller is refused.
-    pub async fn mapping(&self, key: &str) -> Result<Option<Arc<Mapping>>, Denial> {
+    pub(crate) async fn mapping(&self, key: &str) -> Result<Option<Arc<Mapping>>, Denial> {
         let last = {
             let known = self.lock();
             match known.get(key) {

@@ -1,7 +1,6 @@
 //! A real DynamoDB-compatible server on loopback for tests: moto in server mode (installed, pinned,
 //! by scripts/moto.sh), on a free port, killed when dropped. Tests write items with the real SDK
 //! client; the function reads them through `AWS_ENDPOINT_URL_DYNAMODB`.
-#![allow(dead_code)] // each test binary uses its own part of this
 
 use aws_credential_types::Credentials;
 use aws_sdk_dynamodb::config::Region;
@@ -60,19 +59,20 @@ impl Moto {
             .enable_all()
             .build()
             .expect("runtime");
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version_latest()
-            .http_client(export_job_status::upstream::https_client())
-            .endpoint_url(format!("http://{addr}"))
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIDMOTO", "moto-secret", None, None, "tests"))
-            .build();
+        // The function's own loader (its HTTPS client), pointed at moto with static credentials.
+        let sdk = rt.block_on(
+            export_job_status::upstream::sdk_config_loader(&Default::default())
+                .endpoint_url(format!("http://{addr}"))
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("AKIDMOTO", "moto-secret", None, None, "tests"))
+                .load(),
+        );
         Moto {
             child,
             addr,
             log,
             rt,
-            client: Client::from_conf(conf),
+            client: Client::new(&sdk),
         }
     }
 
