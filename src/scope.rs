@@ -256,7 +256,7 @@ impl Mapping {
             Some(AttributeValue::S(l)) if is_label(l) => Some(l.clone()),
             Some(_) => {
                 return bad(format!(
-                    "{LABEL} is not a String of 1 to 64 letters, digits, spaces or _ . -"
+                    "{LABEL} is not a String of 1 to 64 characters without control characters"
                 ))
             }
         };
@@ -264,10 +264,10 @@ impl Mapping {
     }
 }
 
+/// Any short name an operator would write ("Acme Health, Inc."); no control characters, so that
+/// a label cannot forge a line in a text view of the log.
 fn is_label(l: &str) -> bool {
-    (1..=64).contains(&l.len())
-        && l.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b" _.-".contains(&b))
+    (1..=64).contains(&l.chars().count()) && !l.chars().any(char::is_control)
 }
 
 /// Why a request was refused; every reason gets the same 404 `job-not-found`.
@@ -630,11 +630,11 @@ mod tests {
         let good = Mapping::from_item(&item(vec![
             (PK, AttributeValue::S("apikey#k1".into())),
             (DATASTORES, AttributeValue::Ss(vec!["ds1".into(), "ds2".into()])),
-            (LABEL, AttributeValue::S("Acme Health".into())),
+            (LABEL, AttributeValue::S("Acme Health, Inc.".into())),
         ]))
         .unwrap();
         assert_eq!(good.datastores, [ds("ds1"), ds("ds2")].into());
-        assert_eq!(good.label.as_deref(), Some("Acme Health"));
+        assert_eq!(good.label.as_deref(), Some("Acme Health, Inc."));
 
         for (attrs, names) in [
             (vec![], DATASTORES),
@@ -657,6 +657,13 @@ mod tests {
                 vec![
                     (DATASTORES, AttributeValue::Ss(vec!["ds1".into()])),
                     (LABEL, AttributeValue::N("1".into())),
+                ],
+                LABEL,
+            ),
+            (
+                vec![
+                    (DATASTORES, AttributeValue::Ss(vec!["ds1".into()])),
+                    (LABEL, AttributeValue::S("Acme\nforged line".into())),
                 ],
                 LABEL,
             ),
