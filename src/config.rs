@@ -2,6 +2,7 @@
 //! error that stops start-up with a message naming the variable, never a surprise at request time.
 
 use crate::ids::DatastoreId;
+use crate::scope::ScopeConfig;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub struct Config {
     pub allowed_datastores: Option<HashSet<DatastoreId>>,
     pub upstream_timeout: Duration,
     pub max_attempts: u32,
+    /// Who may read what, and which fields they are told (see `scope`).
+    pub scope: ScopeConfig,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             allowed_datastores: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            scope: ScopeConfig::default(),
         }
     }
 }
@@ -120,6 +124,7 @@ impl Config {
             allowed_datastores,
             upstream_timeout,
             max_attempts,
+            scope: ScopeConfig::from_vars(&get)?,
         })
     }
 

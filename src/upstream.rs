@@ -186,7 +186,7 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// An error code is a token (`ThrottlingException`); anything else from the wire is replaced
 /// before it reaches a log line.
-fn log_safe(code: &str) -> String {
+pub(crate) fn log_safe(code: &str) -> String {
     let ok = code.len() <= 64
         && code
             .bytes()

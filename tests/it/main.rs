@@ -5,12 +5,14 @@
 //!   Lambda runs it.
 //! - In-process: `contract` (the HTTP contract, every row of the error table), `events` (the
 //!   sample events of `events/`), `properties` (property tests).
-//! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`.
+//! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`, `scoping` (partner
+//!   and IAM callers, with moto's DynamoDB from `dynamodb`).
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
 //!   error table).
 
 mod binary;
 mod common;
+mod dynamodb;
 
 mod contract;
 mod e2e;
@@ -19,4 +21,5 @@ mod faults;
 mod log_secrets;
 mod problems;
 mod properties;
+mod scoping;
 mod template;
