@@ -7,10 +7,10 @@ use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
 use crate::job::JobView;
 use crate::response::Reply;
-use crate::{route, upstream};
+use crate::{metrics, route, upstream};
 use aws_sdk_healthlake::Client;
 use futures_util::FutureExt;
-use lambda_http::http::{header, Method};
+use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::panic::AssertUnwindSafe;
@@ -43,8 +43,11 @@ impl App {
 struct Trace {
     datastore_id: Option<DatastoreId>,
     job_id: Option<JobId>,
-    upstream_ms: Option<u64>,
-    cache_hit: bool,
+    upstream_ms: Option<f64>,
+    /// HTTP requests sent to HealthLake, retries included.
+    upstream_calls: Option<u32>,
+    /// Whether the memory cache answered, where it was asked.
+    memory_cache_hit: Option<bool>,
 }
 
 /// Answers one request. Never fails and never panics outward: a panic inside becomes a 500
@@ -56,21 +59,36 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let outcome = AssertUnwindSafe(respond(app, &req, &reply, &mut trace))
         .catch_unwind()
         .await;
-    let (resp, upstream_code) = match outcome {
-        Ok(Ok(resp)) => (resp, None),
-        Ok(Err(err)) => (reply.problem(&err), err.upstream_code().map(str::to_owned)),
-        Err(_panic) => (reply.problem(&Error::Internal), None),
+    let (resp, upstream_code, slug) = match outcome {
+        Ok(Ok(resp)) => (resp, None, None),
+        Ok(Err(err)) => (
+            reply.problem(&err),
+            err.upstream_code().map(str::to_owned),
+            Some(err.slug()),
+        ),
+        Err(_panic) => (
+            reply.problem(&Error::Internal),
+            None,
+            Some(Error::Internal.slug()),
+        ),
     };
+    let status = resp.status();
+    // The request's log line, which is also its metrics (see `metrics`).
     tracing::info!(
+        target: metrics::TARGET,
         request_id = %reply.request_id,
         method = %req.method(),
         datastore_id = trace.datastore_id.as_ref().map(DatastoreId::as_str),
         job_id = trace.job_id.as_ref().map(JobId::as_str),
-        status = resp.status().as_u16(),
+        status = status.as_u16(),
         upstream_error = upstream_code.as_deref(),
-        upstream_ms = trace.upstream_ms,
-        cache_hit = trace.cache_hit,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        trace_id = xray_root(&req),
+        Outcome = slug.unwrap_or(if status == StatusCode::NOT_MODIFIED { "not-modified" } else { "ok" }),
+        ServerErrors = u8::from(status.is_server_error()),
+        Latency = started.elapsed().as_secs_f64() * 1000.0,
+        UpstreamLatency = trace.upstream_ms,
+        UpstreamCalls = trace.upstream_calls,
+        MemoryCacheHits = trace.memory_cache_hit.map(u8::from),
         "request"
     );
     resp
@@ -95,16 +113,16 @@ async fn respond(
         return Err(Error::DatastoreNotAllowed);
     }
 
-    let rendered = match app.cache.get(&datastore, &job) {
-        Some(hit) => {
-            trace.cache_hit = true;
-            hit
-        }
+    let cached = app.cache.get(&datastore, &job);
+    trace.memory_cache_hit = Some(cached.is_some());
+    let rendered = match cached {
+        Some(hit) => hit,
         None => {
             let budget = upstream_budget(app.config.upstream_timeout, req)?;
             let started = Instant::now();
-            let answer = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
-            trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
+            let (answer, calls) = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
+            trace.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            trace.upstream_calls = Some(calls);
             let (view, submitted) = JobView::from_sdk(&datastore, &job, &answer?)?;
             let rendered = Arc::new(view.render(submitted));
             app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
@@ -161,6 +179,15 @@ fn request_id(req: &Request) -> String {
             static NEXT: AtomicU64 = AtomicU64::new(1);
             format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed))
         })
+}
+
+/// The X-Ray trace id of the invocation (the `Root` of Lambda's trace header), to find the
+/// request's trace from its log line.
+fn xray_root(req: &Request) -> Option<&str> {
+    let header = req.lambda_context_ref()?.xray_trace_id.as_deref()?;
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
 }
 
 fn now_epoch() -> i64 {

@@ -11,6 +11,7 @@ pub mod handler;
 pub mod ids;
 pub mod job;
 pub mod logging;
+pub mod metrics;
 pub mod response;
 pub mod route;
 pub mod runtime;
