@@ -6,7 +6,10 @@
 mod binary;
 mod common;
 
-use binary::{Function, ACCESS_KEY_ID, CALLER_AUTHORIZATION, SECRET_ACCESS_KEY, SESSION_TOKEN};
+use binary::{
+    assert_one_cold_start, assert_request_metrics, Expected, Function, ACCESS_KEY_ID, CALLER_AUTHORIZATION,
+    SECRET_ACCESS_KEY, SESSION_TOKEN,
+};
 use common::{job_path, DS};
 use loopback::healthlake::{self, Reply, StandIn};
 use loopback::runtime_api::{Outcome, RuntimeApi};
@@ -274,18 +277,50 @@ fn assert_problem(resp: &Value, shape: &Shape, status: u16, slug: &str, request_
     body
 }
 
-/// An expected log line: the request id it carries, its status, and the ids if they parsed.
+/// An expected log line: the request id it carries, its status, the ids if they parsed, and
+/// what its metrics must say.
 struct Logged {
     request_id: String,
     status: u16,
     ids: Option<(&'static str, &'static str)>,
+    outcome: &'static str,
+    upstream_calls: Option<usize>,
+    memory_hit: Option<bool>,
 }
 
-fn logged(request_id: &str, status: u16, ids: Option<(&'static str, &'static str)>) -> Logged {
+/// A request that called HealthLake `calls` times after missing the cache.
+fn logged(
+    request_id: &str,
+    status: u16,
+    ids: Option<(&'static str, &'static str)>,
+    outcome: &'static str,
+    calls: usize,
+) -> Logged {
     Logged {
         request_id: request_id.to_owned(),
         status,
         ids,
+        outcome,
+        upstream_calls: Some(calls),
+        memory_hit: Some(false),
+    }
+}
+
+/// A request answered before the cache (bad input).
+fn logged_local(request_id: &str, status: u16, outcome: &'static str) -> Logged {
+    Logged {
+        upstream_calls: None,
+        memory_hit: None,
+        ..logged(request_id, status, None, outcome, 0)
+    }
+}
+
+/// A request the memory cache answered.
+fn logged_cached(request_id: &str, ids: (&'static str, &'static str)) -> Logged {
+    Logged {
+        upstream_calls: None,
+        memory_hit: Some(true),
+        ..logged(request_id, 200, Some(ids), "ok", 0)
     }
 }
 
@@ -307,7 +342,14 @@ fn assert_request_logs(function: &Function, expected: &[Logged]) {
         assert_eq!(line["status"], want.status, "{line}");
         assert_eq!(line["level"], "INFO", "{line}");
         assert_eq!(line["method"], "GET", "{line}");
-        assert!(line["duration_ms"].as_f64().is_some(), "{line}");
+        let metrics = Expected {
+            request_id: &want.request_id,
+            status: want.status,
+            outcome: want.outcome,
+            upstream_calls: want.upstream_calls,
+            memory_hit: want.memory_hit,
+        };
+        assert_request_metrics(line, &metrics, binary::NAMESPACE);
         match want.ids {
             Some((ds, job)) => {
                 assert_eq!(line["datastore_id"], ds, "{line}");
@@ -394,7 +436,7 @@ fn one_process_answers_every_event_source_and_fault() {
         (&body["datastoreId"], &body["jobId"]),
         (&json!(DS), &json!("job-rest"))
     );
-    logs.push(logged("rest-1", 200, Some((DS, "job-rest"))));
+    logs.push(logged("rest-1", 200, Some((DS, "job-rest")), "ok", 1));
 
     let again = posted_response(
         &api.invoke(rest_event("rest-2", DS, "job-rest"), DEADLINE),
@@ -407,7 +449,7 @@ fn one_process_answers_every_event_source_and_fault() {
         1,
         "a terminal job is cached across invocations"
     );
-    logs.push(logged("rest-2", 200, Some((DS, "job-rest"))));
+    logs.push(logged_cached("rest-2", (DS, "job-rest")));
 
     // The binary signed with the environment's credentials, for the environment's region.
     let call = &healthlake.calls()[0];
@@ -451,7 +493,7 @@ fn one_process_answers_every_event_source_and_fault() {
         (&body["status"], &body["terminal"]),
         (&json!("IN_PROGRESS"), &json!(false))
     );
-    logs.push(logged("http-1", 200, Some((DS, "job-http"))));
+    logs.push(logged("http-1", 200, Some((DS, "job-http")), "ok", 1));
 
     // A function URL: the id arrives percent-encoded in rawPath and is decoded exactly once.
     healthlake.put_job(DS, "job 1", "QUEUED");
@@ -465,7 +507,7 @@ fn one_process_answers_every_event_source_and_fault() {
     assert_eq!(body_of(&resp)["jobId"], "job 1");
     let last_call = healthlake.calls().pop().expect("a call");
     assert_eq!(last_call.job_id.as_deref(), Some("job 1"));
-    logs.push(logged("url-1", 200, Some((DS, "job 1"))));
+    logs.push(logged("url-1", 200, Some((DS, "job 1")), "ok", 1));
 
     // An ALB target group.
     healthlake.put_job(DS, "job-alb", "FAILED");
@@ -482,7 +524,7 @@ fn one_process_answers_every_event_source_and_fault() {
         (&body["status"], &body["terminal"]),
         (&json!("FAILED"), &json!(true))
     );
-    logs.push(logged(&inv.request_id, 200, Some((DS, "job-alb"))));
+    logs.push(logged(&inv.request_id, 200, Some((DS, "job-alb")), "ok", 1));
 
     // A problem through each source: an invalid jobId, in that source's shape, with the request
     // id a caller can quote (API Gateway's where the event has one, else Lambda's).
@@ -504,7 +546,7 @@ fn one_process_answers_every_event_source_and_fault() {
             body["detail"].as_str().is_some_and(|d| d.starts_with("jobId ")),
             "{body}"
         );
-        logs.push(logged(request_id, 400, None));
+        logs.push(logged_local(request_id, 400, "invalid-parameter"));
     }
     assert_eq!(
         healthlake.calls().len(),
@@ -536,7 +578,7 @@ fn one_process_answers_every_event_source_and_fault() {
         3,
         "the default UPSTREAM_MAX_ATTEMPTS"
     );
-    logs.push(logged("rest-busy", 429, Some((DS, "job-busy"))));
+    logs.push(logged("rest-busy", 429, Some((DS, "job-busy")), "throttled", 3));
 
     // HealthLake slower than the Lambda deadline: a 504 posted before the deadline, not a
     // Lambda timeout.
@@ -563,7 +605,13 @@ fn one_process_answers_every_event_source_and_fault() {
         "gave up after {:?}, well before the deadline",
         answered - delivered
     );
-    logs.push(logged("rest-slow", 504, Some((DS, "job-slow"))));
+    logs.push(logged(
+        "rest-slow",
+        504,
+        Some((DS, "job-slow")),
+        "upstream-timeout",
+        1,
+    ));
 
     // After all that, the same process still serves.
     healthlake.put_job(DS, "job-last", "SUBMITTED");
@@ -573,7 +621,7 @@ fn one_process_answers_every_event_source_and_fault() {
     );
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(body_of(&resp)["status"], "SUBMITTED");
-    logs.push(logged("rest-last", 200, Some((DS, "job-last"))));
+    logs.push(logged("rest-last", 200, Some((DS, "job-last")), "ok", 1));
     assert_eq!(function.exited(), None, "the function exited");
     assert_never_errored(&api);
 
@@ -585,6 +633,12 @@ fn one_process_answers_every_event_source_and_fault() {
         .collect();
     assert_eq!(non_http.len(), 1, "{lines:#?}");
     assert_eq!(non_http[0]["status"], 400);
+    assert_request_metrics(
+        non_http[0],
+        &Expected::local(&non_http_request_id, 400, "not-an-http-event"),
+        binary::NAMESPACE,
+    );
+    assert_one_cold_start(&lines);
     assert_no_secrets_logged(&function);
     // Everything the function says goes through the JSON log: no panic, no stray print.
     assert_eq!(function.stderr(), Vec::<String>::new());
@@ -619,6 +673,10 @@ fn missing_credentials_are_a_500_upstream_access_problem() {
     for line in &requests {
         assert_eq!(line["status"], 500, "{line}");
         assert_eq!(line["upstream_error"], "CredentialsError", "{line}");
+        // Nothing went out: a request that cannot be signed is not sent.
+        let request_id = line["request_id"].as_str().unwrap();
+        let want = Expected::upstream(request_id, 500, "upstream-access", 0);
+        assert_request_metrics(line, &want, binary::NAMESPACE);
     }
     assert_no_secrets_logged(&function);
 }
@@ -667,4 +725,7 @@ fn an_empty_endpoint_variable_counts_as_unset() {
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(healthlake.calls_for("job-1"), 1);
     assert_eq!(function.exited(), None);
+    let lines = function.request_lines(1);
+    let want = Expected::upstream("empty-endpoint", 200, "ok", 1);
+    assert_request_metrics(&lines[0], &want, binary::NAMESPACE);
 }
