@@ -1,7 +1,7 @@
 //! The handler: one HTTP request in, one HTTP response out, whatever happens. Tests call it
 //! directly; `main` lends it the client, the configuration and the cache built once at start-up.
 
-use crate::cache::{TerminalCache, DEFAULT_CAPACITY};
+use crate::cache::TerminalCache;
 use crate::config::Config;
 use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
@@ -19,13 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kept back from the Lambda deadline so that our 504 reaches the caller before Lambda stops us.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Everything a request needs that outlives it: built once per execution environment.
 pub struct App {
-    pub client: Client,
-    pub config: Config,
-    pub cache: TerminalCache,
+    client: Client,
+    config: Config,
+    cache: TerminalCache,
 }
 
 impl App {
@@ -33,7 +33,7 @@ impl App {
         App {
             client,
             config,
-            cache: TerminalCache::new(DEFAULT_CAPACITY),
+            cache: TerminalCache::default(),
         }
     }
 }
@@ -64,12 +64,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         Ok(Err(err)) => (
             reply.problem(&err),
             err.upstream_code().map(str::to_owned),
-            Some(err.slug()),
+            Some(err.case().slug),
         ),
         Err(_panic) => (
             reply.problem(&Error::Internal),
             None,
-            Some(Error::Internal.slug()),
+            Some(Error::Internal.case().slug),
         ),
     };
     let status = resp.status();
@@ -123,8 +123,7 @@ async fn respond(
             let (answer, calls) = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
             trace.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
             trace.upstream_calls = Some(calls);
-            let (view, submitted) = JobView::from_sdk(&datastore, &job, &answer?)?;
-            let rendered = Arc::new(view.render(submitted));
+            let rendered = Arc::new(JobView::from_sdk(&datastore, &job, &answer?)?.render());
             app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
             rendered
         }

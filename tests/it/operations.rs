@@ -2,10 +2,8 @@
 //! dashboard widget in the template names a metric the function really emits (learnt from a run
 //! of the compiled binary, not from a list) or one AWS publishes for the resource.
 
-mod binary;
-
-use binary::emf::{self, Document};
-use binary::{posted, rest_event, slug, Function, DEADLINE};
+use crate::binary::{self, posted, rest_event, slug, Function, DEADLINE};
+use crate::emf::{self, Document};
 use loopback::healthlake::{Reply, StandIn};
 use loopback::runtime_api::{RuntimeApi, FUNCTION_NAME};
 use serde_json::{json, Value};

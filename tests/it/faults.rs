@@ -4,14 +4,11 @@
 //! and a burst of throttling. First through the handler in-process, then all of them through
 //! one process of the compiled binary, which must outlive them and keep answering.
 
-mod binary;
-mod common;
-
-use binary::{
+use crate::binary::{
     alb_event, assert_one_cold_start, assert_request_metrics, posted, rest_event, rest_header, slug,
     Expected, Function, DEADLINE, NAMESPACE,
 };
-use common::*;
+use crate::common::*;
 use export_job_status::config::Config;
 use export_job_status::handler::handle;
 use futures_util::future::join_all;

@@ -1,9 +1,7 @@
 //! The compiled `export-job-status` binary under the loopback Lambda Runtime API, calling the
 //! loopback HealthLake: the harness of the end-to-end, fault and security tests.
-#![allow(dead_code)] // each test binary uses its own part of this
 
-pub mod emf;
-
+use crate::emf;
 use loopback::healthlake::StandIn;
 use loopback::runtime_api::{self, Outcome, RuntimeApi};
 use serde_json::{json, Value};
@@ -13,9 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub const ACCESS_KEY_ID: &str = "AKIAFAULTTESTEXAMPLE";
-pub const SECRET_ACCESS_KEY: &str = "faultSecretKey/K7MDENG/bPxRfiCYEXAMPLEKEY";
-pub const SESSION_TOKEN: &str = "faultSessionToken//////////wEaCXVzLWVhc3QtMSJHMEUCIQDEXAMPLE";
+pub use loopback::runtime_api::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN};
 /// A caller's own SigV4 header, as API Gateway passes it through for IAM-authorized routes.
 pub const CALLER_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=AKIACALLEREXAMPLE000/20231114/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=callersignature0000";
 pub const DEADLINE: Duration = Duration::from_secs(10);
@@ -38,21 +34,7 @@ impl Function {
         extra: &[(&str, &str)],
         without: &[&str],
     ) -> Function {
-        let mut env: Vec<(&str, String)> = vec![
-            ("AWS_LAMBDA_RUNTIME_API", api.host_port()),
-            ("AWS_LAMBDA_FUNCTION_NAME", runtime_api::FUNCTION_NAME.into()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
-            ("AWS_SESSION_TOKEN", SESSION_TOKEN.into()),
-            ("AWS_ENDPOINT_URL_HEALTHLAKE", healthlake.url()),
-            // No profile, no instance metadata: nothing on this machine can supply credentials.
-            ("AWS_CONFIG_FILE", "/dev/null".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ];
+        let mut env: Vec<(&str, String)> = runtime_api::lambda_environment(api, &healthlake.url());
         env.retain(|(k, _)| !without.contains(k));
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
 
@@ -187,46 +169,82 @@ fn collect_lines(pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, 
     (lines, reader)
 }
 
+// ---- Events as each source sends them: the sample events of `events/`, aimed elsewhere ----
+
+/// A sample event of `events/`.
+fn sample(name: &str) -> Value {
+    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
 /// An API Gateway REST API event (payload 1.0) for `method` on the route, with a caller's
 /// Authorization header.
 pub fn rest_event(request_id: &str, method: &str, ds: &str, job: &str) -> Value {
-    json!({
-        "resource": "/datastores/{datastoreId}/export-jobs/{jobId}",
-        "path": format!("/datastores/{ds}/export-jobs/{job}"),
-        "httpMethod": method,
-        "headers": {"Authorization": CALLER_AUTHORIZATION, "Host": "abc123defg.execute-api.us-east-1.amazonaws.com"},
-        "multiValueHeaders": {"Authorization": [CALLER_AUTHORIZATION], "Host": ["abc123defg.execute-api.us-east-1.amazonaws.com"]},
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": {"datastoreId": ds, "jobId": job},
-        "stageVariables": null,
-        "requestContext": {
-            "resourcePath": "/datastores/{datastoreId}/export-jobs/{jobId}",
-            "httpMethod": method,
-            "stage": "Prod",
-            "requestId": request_id,
-            "accountId": "000000000000",
-            "identity": {"sourceIp": "203.0.113.10"},
-            "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com",
-            "apiId": "abc123defg"
-        },
-        "body": null,
-        "isBase64Encoded": false
-    })
+    let mut e = sample("rest-running-200.json");
+    let path = format!("/datastores/{ds}/export-jobs/{job}");
+    e["path"] = json!(path);
+    e["httpMethod"] = json!(method);
+    e["pathParameters"] = json!({"datastoreId": ds, "jobId": job});
+    e["headers"]["Authorization"] = json!(CALLER_AUTHORIZATION);
+    e["multiValueHeaders"]["Authorization"] = json!([CALLER_AUTHORIZATION]);
+    let ctx = &mut e["requestContext"];
+    ctx["httpMethod"] = json!(method);
+    ctx["requestId"] = json!(request_id);
+    ctx["path"] = json!(format!("/v1{path}"));
+    e
 }
 
-/// An Application Load Balancer event with this path and Host header.
+/// An API Gateway HTTP API event (payload 2.0) for GET on the route: path parameters already
+/// decoded, with a caller's Authorization header.
+pub fn http_api_event(request_id: &str, ds: &str, job: &str) -> Value {
+    let mut e = sample("http-running-200.json");
+    let path = format!("/datastores/{ds}/export-jobs/{job}");
+    e["rawPath"] = json!(path);
+    e["pathParameters"] = json!({"datastoreId": ds, "jobId": job});
+    e["headers"]["authorization"] = json!(CALLER_AUTHORIZATION);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["requestId"] = json!(request_id);
+    e
+}
+
+/// A Lambda function URL event for GET `raw_path`, as the client encoded it.
+pub fn function_url_event(request_id: &str, raw_path: &str) -> Value {
+    let mut e = sample("function-url-running-200.json");
+    e["rawPath"] = json!(raw_path);
+    e["requestContext"]["http"]["path"] = json!(raw_path);
+    e["requestContext"]["requestId"] = json!(request_id);
+    e
+}
+
+/// An Application Load Balancer event (multi-value headers off) for GET `path`, with this Host.
 pub fn alb_event(path: &str, host: &str) -> Value {
     json!({
-        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/export-status/0123456789abcdef"}},
+        "requestContext": {"elb": {
+            "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/export-status/0123456789abcdef"
+        }},
         "httpMethod": "GET",
         "path": path,
         "queryStringParameters": {},
-        "headers": {"host": host, "x-forwarded-proto": "https"},
+        "headers": {
+            "accept": "application/json",
+            "host": host,
+            "user-agent": "curl/8.5.0",
+            "x-amzn-trace-id": "Root=1-6553f0a0-0123456789abcdef01234567",
+            "x-forwarded-for": "10.0.0.10",
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https"
+        },
         "body": "",
         "isBase64Encoded": false
     })
 }
+
+/// The Host of an internal ALB.
+pub const ALB_HOST: &str = "internal-export-status-0123456789.us-east-1.elb.amazonaws.com";
+
+// ---- Reading what the function posted ----
+
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:problem-type:export-job-status:";
 
 /// What the function posted as its response; fails on an invocation error or no answer.
 pub fn posted(outcome: Outcome, what: &str) -> Value {
@@ -236,20 +254,169 @@ pub fn posted(outcome: Outcome, what: &str) -> Value {
     }
 }
 
-/// A header of a posted REST API response (they carry multiValueHeaders only).
-pub fn rest_header(resp: &Value, name: &str) -> Option<String> {
-    resp["multiValueHeaders"][name][0].as_str().map(str::to_owned)
+pub fn body_of(resp: &Value) -> Value {
+    let text = resp["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text body: {resp}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
 }
 
 /// The problem `type` slug of a posted response.
 pub fn slug(resp: &Value) -> String {
-    let body: Value = serde_json::from_str(resp["body"].as_str().expect("a body")).expect("JSON body");
+    let body = body_of(resp);
     body["type"]
         .as_str()
-        .and_then(|t| t.strip_prefix("urn:problem-type:export-job-status:"))
+        .and_then(|t| t.strip_prefix(PROBLEM_TYPE_PREFIX))
         .unwrap_or_else(|| panic!("not a problem: {body}"))
         .to_owned()
 }
+
+/// How one event source's response looks: its members, and where it keeps a header.
+pub struct Shape {
+    pub members: &'static [&'static str],
+    header: fn(&Value, &str) -> Option<String>,
+}
+
+pub const REST: Shape = Shape {
+    members: &[
+        "body",
+        "headers",
+        "isBase64Encoded",
+        "multiValueHeaders",
+        "statusCode",
+    ],
+    header: rest_header,
+};
+/// HTTP APIs and function URLs.
+pub const V2: Shape = Shape {
+    members: &[
+        "body",
+        "cookies",
+        "headers",
+        "isBase64Encoded",
+        "multiValueHeaders",
+        "statusCode",
+    ],
+    header: v2_header,
+};
+pub const ALB: Shape = Shape {
+    members: &[
+        "body",
+        "headers",
+        "isBase64Encoded",
+        "multiValueHeaders",
+        "statusCode",
+        "statusDescription",
+    ],
+    header: alb_header,
+};
+
+impl Shape {
+    /// Checks that `resp` has exactly this shape and returns its header `name`.
+    pub fn header(&self, resp: &Value, name: &str) -> Option<String> {
+        assert_eq!(keys(resp), self.members, "{resp}");
+        (self.header)(resp, name)
+    }
+}
+
+/// The names of an object's members, sorted.
+pub fn keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// A header of a REST API response: `headers` stays empty, everything is in `multiValueHeaders`
+/// (API Gateway would otherwise merge the two into duplicates).
+pub fn rest_header(resp: &Value, name: &str) -> Option<String> {
+    assert_eq!(
+        resp["headers"],
+        json!({}),
+        "REST responses carry multiValueHeaders only: {resp}"
+    );
+    match &resp["multiValueHeaders"][name] {
+        Value::Null => None,
+        Value::Array(values) if values.len() == 1 => values[0].as_str().map(str::to_owned),
+        other => panic!("{name} is not one value: {other}"),
+    }
+}
+
+/// A header of a payload 2.0 response: single-valued `headers`, nothing in `multiValueHeaders`.
+fn v2_header(resp: &Value, name: &str) -> Option<String> {
+    assert_eq!(
+        resp["multiValueHeaders"],
+        json!({}),
+        "2.0 responses carry single-valued headers only: {resp}"
+    );
+    resp["headers"][name].as_str().map(str::to_owned)
+}
+
+/// A header of an ALB response, which fills both fields alike so that either setting of the
+/// target group's multi-value headers works.
+fn alb_header(resp: &Value, name: &str) -> Option<String> {
+    let single = resp["headers"][name].as_str().map(str::to_owned);
+    let multi = resp["multiValueHeaders"][name][0].as_str().map(str::to_owned);
+    assert_eq!(
+        single, multi,
+        "{name} differs between headers and multiValueHeaders"
+    );
+    single
+}
+
+// ---- What the function must never do ----
+
+/// What no line the function prints may carry: its credentials, a caller's or its own
+/// signature, HealthLake's error text, the job's role and key, the account.
+pub const SECRETS: &[&str] = &[
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    SESSION_TOKEN,
+    "AWS4-HMAC-SHA256",
+    "Signature=",
+    "Credential=",
+    "callersignature",
+    "request by",
+    "arn:aws:iam",
+    loopback::healthlake::SECRET_ACCOUNT,
+    loopback::healthlake::SECRET_ROLE_ARN,
+    loopback::healthlake::SECRET_KMS_KEY,
+];
+/// Headers whose names alone must not appear in a log line (their values are secrets).
+const SECRET_HEADERS: &[&str] = &["authorization", "x-amz-security-token", "x-amz-date"];
+
+/// Fails if any line carries a secret.
+pub fn assert_no_secrets(lines: &[String]) {
+    for line in lines {
+        let lower = line.to_ascii_lowercase();
+        for secret in SECRETS {
+            assert!(!line.contains(secret), "a log line carries {secret:?}: {line}");
+        }
+        for header in SECRET_HEADERS {
+            assert!(!lower.contains(header), "a log line carries {header}: {line}");
+        }
+    }
+}
+
+/// Every event was answered with a response: no invocation error, no init error.
+pub fn assert_never_errored(api: &RuntimeApi) {
+    assert!(api.error_posts().is_empty(), "{:?}", api.error_posts());
+    for inv in api.invocations() {
+        assert!(
+            matches!(inv.outcome, Outcome::Response(_)),
+            "invocation {} was not answered with a response: {:?}",
+            inv.request_id,
+            inv.outcome
+        );
+    }
+    assert!(api.init_errors().is_empty(), "{:?}", api.init_errors());
+}
+
+// ---- What the request lines' metrics must say ----
 
 /// The namespace the function's metrics go to unless `METRICS_NAMESPACE` says otherwise: the
 /// template's default too.
@@ -289,14 +456,6 @@ impl<'a> Expected<'a> {
             ..Self::local(request_id, status, outcome)
         }
     }
-
-    /// A request the memory cache answered.
-    pub fn cached(request_id: &'a str) -> Self {
-        Expected {
-            memory_hit: Some(true),
-            ..Self::local(request_id, 200, "ok")
-        }
-    }
 }
 
 /// Checks a request line's metrics against what the test did: the outcome as a dimension, one
@@ -328,6 +487,12 @@ pub fn assert_request_metrics(line: &Value, want: &Expected, namespace: &str) {
         Some(if want.status >= 500 { 1.0 } else { 0.0 }),
         "{ctx}"
     );
+    // Stamped when the request was answered: now, give or take the test's own time.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(now_ms.abs_diff(doc.timestamp_ms) < 60_000, "{ctx}");
     let cold = doc.value("ColdStart");
     assert!(cold == Some(0.0) || cold == Some(1.0), "{ctx}");
     if line["message"] == "request" {

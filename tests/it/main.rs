@@ -1,0 +1,26 @@
+//! The integration tests, in one binary.
+//!
+//! - `common`: the function's handler in-process, with the real SDK client pointed at the loopback
+//!   HealthLake stand-in; `binary`: the compiled function under a loopback Lambda Runtime API, as
+//!   Lambda runs it.
+//! - In-process: `contract` (the HTTP contract, every row of the error table), `events` (the
+//!   sample events of `events/`), `properties` (property tests).
+//! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`.
+//! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
+//!   error table).
+//! - `operations`: the trace header, and the template's alarms and dashboard against the metrics
+//!   a run emits; `emf`: the Embedded Metric Format check every request line of `binary` passes.
+
+mod binary;
+mod common;
+mod emf;
+
+mod contract;
+mod e2e;
+mod events;
+mod faults;
+mod log_secrets;
+mod operations;
+mod problems;
+mod properties;
+mod template;
