@@ -2,6 +2,7 @@
 //! error that stops start-up with a message naming the variable, never a surprise at request time.
 
 use crate::ids::DatastoreId;
+use crate::metrics;
 use crate::scope::ScopeConfig;
 use std::collections::HashSet;
 use std::fmt;
@@ -45,6 +46,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// Who may read what, and which fields they are told (see `scope`).
     pub scope: ScopeConfig,
+    /// `METRICS_NAMESPACE`: where the request lines' metrics go (see `metrics`).
+    pub metrics_namespace: String,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             scope: ScopeConfig::default(),
+            metrics_namespace: metrics::DEFAULT_NAMESPACE.to_owned(),
         }
     }
 }
@@ -119,12 +123,18 @@ impl Config {
                 .map_err(|r| err("UPSTREAM_MAX_ATTEMPTS", r))? as u32,
         };
 
+        let metrics_namespace = match get(metrics::NAMESPACE_VAR) {
+            None => metrics::DEFAULT_NAMESPACE.to_owned(),
+            Some(v) => metrics::parse_namespace(&v).map_err(|r| err(metrics::NAMESPACE_VAR, r))?,
+        };
+
         Ok(Config {
             allowed_origins,
             allowed_datastores,
             upstream_timeout,
             max_attempts,
             scope: ScopeConfig::from_vars(&get)?,
+            metrics_namespace,
         })
     }
 
@@ -181,6 +191,7 @@ mod tests {
         assert!(c.allowed_datastores.is_none());
         assert_eq!(c.upstream_timeout, Duration::from_secs(5));
         assert_eq!(c.max_attempts, 3);
+        assert_eq!(c.metrics_namespace, "ExportJobStatus");
         assert_eq!(
             from(&[("ALLOWED_ORIGINS", ""), ("UPSTREAM_TIMEOUT_MS", " ")])
                 .unwrap()
@@ -196,6 +207,7 @@ mod tests {
             ("ALLOWED_DATASTORE_IDS", "ds1,ds2"),
             ("UPSTREAM_TIMEOUT_MS", "2500"),
             ("UPSTREAM_MAX_ATTEMPTS", "5"),
+            ("METRICS_NAMESPACE", "Team/ExportJobs"),
         ])
         .unwrap();
         assert!(c.allowed_origins.allows("https://a.example.com"));
@@ -205,6 +217,7 @@ mod tests {
         assert!(!c.datastore_allowed(&DatastoreId::parse("ds3").unwrap()));
         assert_eq!(c.upstream_timeout, Duration::from_millis(2500));
         assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.metrics_namespace, "Team/ExportJobs");
         assert_eq!(
             from(&[("ALLOWED_ORIGINS", "*")]).unwrap().allowed_origins,
             AllowedOrigins::Any
@@ -223,6 +236,7 @@ mod tests {
             ("ALLOWED_ORIGINS", "a.example.com"),
             ("ALLOWED_ORIGINS", "https://*.example.com"),
             ("ALLOWED_DATASTORE_IDS", "ok,bad#id"),
+            ("METRICS_NAMESPACE", "AWS/Lambda"),
         ] {
             let e = from(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var, "{value}");

@@ -8,10 +8,10 @@ use crate::ids::{DatastoreId, JobId};
 use crate::job::JobView;
 use crate::response::Reply;
 use crate::scope::{Caller, Scope};
-use crate::{route, upstream};
+use crate::{metrics, route, upstream};
 use aws_sdk_healthlake::Client;
 use futures_util::FutureExt;
-use lambda_http::http::{header, Method};
+use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::panic::AssertUnwindSafe;
@@ -53,8 +53,11 @@ impl App {
 struct Trace {
     datastore_id: Option<DatastoreId>,
     job_id: Option<JobId>,
-    upstream_ms: Option<u64>,
-    cache_hit: bool,
+    upstream_ms: Option<f64>,
+    /// HTTP requests sent to HealthLake, retries included.
+    upstream_calls: Option<u32>,
+    /// Whether the memory cache answered, where it was asked.
+    memory_cache_hit: Option<bool>,
     /// "granted", or why the caller was refused (`scope::Denial`).
     access: Option<&'static str>,
     /// The partner's label from its mapping.
@@ -71,12 +74,23 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let outcome = AssertUnwindSafe(respond(app, &req, &caller, &reply, &mut trace))
         .catch_unwind()
         .await;
-    let (resp, upstream_code) = match outcome {
-        Ok(Ok(resp)) => (resp, None),
-        Ok(Err(err)) => (reply.problem(&err), err.upstream_code().map(str::to_owned)),
-        Err(_panic) => (reply.problem(&Error::Internal), None),
+    let (resp, upstream_code, slug) = match outcome {
+        Ok(Ok(resp)) => (resp, None, None),
+        Ok(Err(err)) => (
+            reply.problem(&err),
+            err.upstream_code().map(str::to_owned),
+            Some(err.case().slug),
+        ),
+        Err(_panic) => (
+            reply.problem(&Error::Internal),
+            None,
+            Some(Error::Internal.case().slug),
+        ),
     };
+    let status = resp.status();
+    // The request's log line, which is also its metrics (see `metrics`).
     tracing::info!(
+        target: metrics::TARGET,
         request_id = %reply.request_id,
         method = %req.method(),
         datastore_id = trace.datastore_id.as_ref().map(DatastoreId::as_str),
@@ -85,11 +99,15 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         caller_id = caller.id(),
         partner = trace.partner.as_deref(),
         access = trace.access,
-        status = resp.status().as_u16(),
+        status = status.as_u16(),
         upstream_error = upstream_code.as_deref(),
-        upstream_ms = trace.upstream_ms,
-        cache_hit = trace.cache_hit,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        trace_id = xray_root(&req),
+        Outcome = slug.unwrap_or(if status == StatusCode::NOT_MODIFIED { "not-modified" } else { "ok" }),
+        ServerErrors = u8::from(status.is_server_error()),
+        Latency = started.elapsed().as_secs_f64() * 1000.0,
+        UpstreamLatency = trace.upstream_ms,
+        UpstreamCalls = trace.upstream_calls,
+        MemoryCacheHits = trace.memory_cache_hit.map(u8::from),
         "request"
     );
     resp
@@ -123,16 +141,16 @@ async fn respond(
     trace.partner = grant.partner;
     let fields = grant.fields;
 
-    let rendered = match app.cache.get(&datastore, &job, fields) {
-        Some(hit) => {
-            trace.cache_hit = true;
-            hit
-        }
+    let cached = app.cache.get(&datastore, &job, fields);
+    trace.memory_cache_hit = Some(cached.is_some());
+    let rendered = match cached {
+        Some(hit) => hit,
         None => {
             let budget = upstream_budget(app.config.upstream_timeout, req)?;
             let started = Instant::now();
-            let answer = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
-            trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
+            let (answer, calls) = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
+            trace.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            trace.upstream_calls = Some(calls);
             let mut view = JobView::from_sdk(&datastore, &job, &answer?)?;
             fields.apply(&mut view);
             let rendered = Arc::new(view.render());
@@ -191,6 +209,15 @@ fn request_id(req: &Request) -> String {
             static NEXT: AtomicU64 = AtomicU64::new(1);
             format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed))
         })
+}
+
+/// The X-Ray trace id of the invocation (the `Root` of Lambda's trace header), to find the
+/// request's trace from its log line.
+fn xray_root(req: &Request) -> Option<&str> {
+    let header = req.lambda_context_ref()?.xray_trace_id.as_deref()?;
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
 }
 
 fn now_epoch() -> i64 {

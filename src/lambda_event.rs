@@ -5,6 +5,7 @@
 use crate::config::AllowedOrigins;
 use crate::error::Error;
 use crate::handler::{self, App};
+use crate::metrics;
 use crate::response::Reply;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use lambda_http::request::LambdaRequest;
@@ -88,9 +89,13 @@ fn not_http(request_id: &str) -> Box<ApiGatewayProxyResponse> {
         Body::Text(t) => Some(Body::Text(t)),
         _ => None,
     };
+    // A request line like the handler's, metrics included.
     tracing::info!(
+        target: metrics::TARGET,
         request_id,
         status = out.status_code,
+        Outcome = Error::NotAnHttpEvent.case().slug,
+        ServerErrors = 0u8,
         "request is not an HTTP event"
     );
     out

@@ -17,6 +17,7 @@ pub mod ids;
 pub mod job;
 pub mod lambda_event;
 pub mod logging;
+pub mod metrics;
 pub mod redact;
 mod response;
 pub mod route;

@@ -3,7 +3,11 @@
 //! It applies to this crate only: every other crate is held at WARN whatever the level, because
 //! at DEBUG and TRACE the runtime logs raw events (a caller's `Authorization` header) and the
 //! SDK logs signing details.
+//!
+//! The request lines (target `metrics::TARGET`) are not logs but metrics: `metrics::EmfLayer`
+//! writes them whatever the level, so that a quieter log never blinds the alarms.
 
+use crate::metrics::{self, EmfLayer};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -15,7 +19,10 @@ pub fn init() {
         .unwrap_or(LevelFilter::INFO);
     let filter = Targets::new()
         .with_default(level.min(LevelFilter::WARN))
-        .with_target(env!("CARGO_CRATE_NAME"), level);
+        .with_target(env!("CARGO_CRATE_NAME"), level)
+        .with_target(metrics::TARGET, LevelFilter::OFF);
+    let emf = EmfLayer::from_env(std::io::stdout)
+        .with_filter(Targets::new().with_target(metrics::TARGET, LevelFilter::INFO));
     let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
@@ -26,5 +33,6 @@ pub fn init() {
     // A second init (tests) is harmless.
     let _ = tracing_subscriber::registry()
         .with(json.with_filter(filter))
+        .with(emf)
         .try_init();
 }

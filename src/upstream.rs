@@ -16,7 +16,14 @@ use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_healthlake::operation::describe_fhir_export_job::DescribeFHIRExportJobError;
 use aws_sdk_healthlake::types::ExportJobProperties;
 use aws_sdk_healthlake::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::{dyn_dispatch_hint, Intercept};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 mod https;
@@ -92,22 +99,49 @@ pub(crate) fn https_client() -> SharedHttpClient {
 }
 
 /// Describes one export job within `budget`, which the caller has already capped by the Lambda
-/// deadline.
+/// deadline. Also says how many HTTP requests the call sent, retries included: each one counts
+/// against HealthLake's quota.
 pub(crate) async fn describe_export_job(
     client: &Client,
     datastore: &DatastoreId,
     job: &JobId,
     budget: Duration,
-) -> Result<ExportJobProperties, UpstreamError> {
+) -> (Result<ExportJobProperties, UpstreamError>, u32) {
+    let attempts = CountAttempts::default();
     let call = client
         .describe_fhir_export_job()
         .datastore_id(datastore.as_str())
         .job_id(job.as_str())
+        .customize()
+        .interceptor(attempts.clone())
         .send();
-    match tokio::time::timeout(budget, call).await {
+    let result = match tokio::time::timeout(budget, call).await {
         Err(_elapsed) => Err(UpstreamError::new(UpstreamKind::Timeout, "Timeout")),
         Ok(Err(err)) => Err(classify(&err)),
         Ok(Ok(out)) => out.export_job_properties.ok_or_else(UpstreamError::malformed),
+    };
+    (result, attempts.0.load(Ordering::Relaxed))
+}
+
+/// Counts the requests an operation puts on the wire (a request that could not be signed is not
+/// sent, and not counted).
+#[derive(Debug, Clone, Default)]
+struct CountAttempts(Arc<AtomicU32>);
+
+#[dyn_dispatch_hint]
+impl Intercept for CountAttempts {
+    fn name(&self) -> &'static str {
+        "CountAttempts"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -156,6 +156,8 @@ pub struct Call {
     pub authorization: Option<String>,
     pub datastore_id: Option<String>,
     pub job_id: Option<String>,
+    /// `X-Amzn-Trace-Id`: the invocation's X-Ray trace header, as the SDK passes it on.
+    pub trace_id: Option<String>,
 }
 
 #[derive(Default)]
@@ -277,10 +279,11 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let (target, content_type, authorization) = (
+    let (target, content_type, authorization, trace_id) = (
         header("x-amz-target"),
         header("content-type"),
         header("authorization"),
+        header("x-amzn-trace-id"),
     );
     let post_root = req.method() == hyper::Method::POST && req.uri().path() == "/";
     let body = req
@@ -297,6 +300,7 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
         authorization: authorization.clone(),
         datastore_id: member("DatastoreId"),
         job_id: member("JobId"),
+        trace_id,
     };
 
     let reply = {

@@ -98,6 +98,8 @@ pub enum Outcome {
 pub struct Invocation {
     /// The `Lambda-Runtime-Aws-Request-Id` the event was handed out with.
     pub request_id: String,
+    /// The `Lambda-Runtime-Trace-Id` it was handed out with (X-Ray's trace header), once taken.
+    pub trace_id: Option<String>,
     /// When [`RuntimeApi::invoke`] queued it.
     pub queued: Instant,
     /// When a `/next` poll took it.
@@ -203,6 +205,7 @@ impl RuntimeApi {
             });
             state.invocations.push(Invocation {
                 request_id: request_id.clone(),
+                trace_id: None,
                 queued,
                 delivered: None,
                 deadline: None,
@@ -365,11 +368,15 @@ fn take_next(shared: &Shared) -> Option<Response<Body>> {
     let inv = state
         .invocation(&queued.request_id)
         .expect("queued events are recorded");
-    inv.delivered = Some(now);
-    inv.deadline = Some(now + queued.budget);
-    shared.changed.notify_all();
     let epoch_secs = epoch.as_secs();
     let serial = queued.request_id.rsplit('-').next().unwrap_or_default();
+    // As X-Ray writes it: a root of version, epoch seconds and 96 bits, the parent segment and
+    // the sampling decision. Unique per invocation, so that a test can tell them apart.
+    let trace_id = format!("Root=1-{epoch_secs:08x}-000000000000{serial};Parent={serial:0>16};Sampled=1");
+    inv.delivered = Some(now);
+    inv.deadline = Some(now + queued.budget);
+    inv.trace_id = Some(trace_id.clone());
+    shared.changed.notify_all();
     Some(
         Response::builder()
             .status(StatusCode::OK)
@@ -377,10 +384,7 @@ fn take_next(shared: &Shared) -> Option<Response<Body>> {
             .header("lambda-runtime-aws-request-id", queued.request_id.as_str())
             .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
             .header("lambda-runtime-invoked-function-arn", FUNCTION_ARN)
-            .header(
-                "lambda-runtime-trace-id",
-                format!("Root=1-{epoch_secs:08x}-000000000000{serial};Parent={serial:0>16};Sampled=0"),
-            )
+            .header("lambda-runtime-trace-id", trace_id)
             .body(Full::new(queued.event))
             .expect("a valid response"),
     )
@@ -470,7 +474,8 @@ mod tests {
             header(&next, "lambda-runtime-invoked-function-arn"),
             Some(FUNCTION_ARN)
         );
-        assert!(header(&next, "lambda-runtime-trace-id").is_some_and(|t| t.starts_with("Root=1-")));
+        let trace_id = header(&next, "lambda-runtime-trace-id").map(str::to_owned);
+        assert!(trace_id.as_deref().is_some_and(|t| t.starts_with("Root=1-")));
         let deadline_ms: u128 = header(&next, "lambda-runtime-deadline-ms")
             .unwrap()
             .parse()
@@ -485,6 +490,7 @@ mod tests {
         assert!(exchange(&api, "POST", &path, r#"{"statusCode":200}"#).starts_with("HTTP/1.1 202"));
         let inv = invocation.join().unwrap();
         assert_eq!(inv.request_id, id);
+        assert_eq!(inv.trace_id, trace_id);
         assert_eq!(inv.outcome, Outcome::Response(json!({"statusCode": 200})));
         assert!(api.first_poll().unwrap() <= inv.delivered.unwrap());
         assert!(inv.delivered.unwrap() <= inv.answered.unwrap());

@@ -1,6 +1,7 @@
 //! The compiled `export-job-status` binary under the loopback Lambda Runtime API, calling the
 //! loopback HealthLake: the harness of the end-to-end, fault and security tests.
 
+use crate::emf;
 use loopback::healthlake::StandIn;
 use loopback::runtime_api::{self, Outcome, RuntimeApi};
 use serde_json::{json, Value};
@@ -88,12 +89,16 @@ impl Function {
         None
     }
 
-    /// The log lines on stdout, each of which must be a JSON object.
+    /// The log lines on stdout, each of which must be a JSON object, and each request line a
+    /// valid EMF document (see [`emf::check_line`]).
     pub fn log_lines(&self) -> Vec<Value> {
         self.stdout()
             .iter()
             .map(|l| match serde_json::from_str(l) {
-                Ok(v @ Value::Object(_)) => v,
+                Ok(v @ Value::Object(_)) => {
+                    emf::check_line(&v);
+                    v
+                }
                 _ => panic!("a log line that is not a JSON object: {l}"),
             })
             .collect()
@@ -409,4 +414,130 @@ pub fn assert_never_errored(api: &RuntimeApi) {
         );
     }
     assert!(api.init_errors().is_empty(), "{:?}", api.init_errors());
+}
+
+// ---- What the request lines' metrics must say ----
+
+/// The namespace the function's metrics go to unless `METRICS_NAMESPACE` says otherwise: the
+/// template's default too.
+pub const NAMESPACE: &str = "ExportJobStatus";
+
+/// What a request line must say, as the test that made the request knows it.
+#[derive(Debug, Clone)]
+pub struct Expected<'a> {
+    pub request_id: &'a str,
+    pub status: u16,
+    /// The problem type's slug, or `ok`, `not-modified`.
+    pub outcome: &'a str,
+    /// HTTP requests HealthLake received for this request (as the stand-in counted them), or
+    /// None where the request never called it.
+    pub upstream_calls: Option<usize>,
+    /// Whether the memory cache answered, or None where it was not asked.
+    pub memory_hit: Option<bool>,
+}
+
+impl<'a> Expected<'a> {
+    /// A request answered without asking the cache (bad input, no route, ...).
+    pub fn local(request_id: &'a str, status: u16, outcome: &'a str) -> Self {
+        Expected {
+            request_id,
+            status,
+            outcome,
+            upstream_calls: None,
+            memory_hit: None,
+        }
+    }
+
+    /// A request that missed the cache and called HealthLake `calls` times.
+    pub fn upstream(request_id: &'a str, status: u16, outcome: &'a str, calls: usize) -> Self {
+        Expected {
+            upstream_calls: Some(calls),
+            memory_hit: Some(false),
+            ..Self::local(request_id, status, outcome)
+        }
+    }
+}
+
+/// Checks a request line's metrics against what the test did: the outcome as a dimension, one
+/// request, a server error exactly for 5xx, a latency, the upstream calls the stand-in received
+/// (and an upstream latency exactly when there were calls), the cache's answer, all in `namespace`
+/// under the function's name.
+pub fn assert_request_metrics(line: &Value, want: &Expected, namespace: &str) {
+    let doc = emf::validate(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let ctx = format!("{}: {line}", want.request_id);
+    assert_eq!(line["request_id"], want.request_id, "{ctx}");
+    assert_eq!(line["status"], want.status, "{ctx}");
+    assert_eq!(line["Outcome"], want.outcome, "{ctx}");
+    assert_eq!(line["FunctionName"], runtime_api::FUNCTION_NAME, "{ctx}");
+    for m in &doc.metrics {
+        assert_eq!(m.namespace, namespace, "{ctx}");
+        assert_eq!(m.dimensions["FunctionName"], runtime_api::FUNCTION_NAME, "{ctx}");
+        if let Some(outcome) = m.dimensions.get("Outcome") {
+            assert_eq!(outcome, want.outcome, "{ctx}");
+        }
+    }
+    assert_eq!(doc.value("Requests"), Some(1.0), "{ctx}");
+    assert_eq!(
+        doc.dimension_sets("Requests"),
+        [vec!["FunctionName", "Outcome"], vec!["FunctionName"]],
+        "{ctx}"
+    );
+    assert_eq!(
+        doc.value("ServerErrors"),
+        Some(if want.status >= 500 { 1.0 } else { 0.0 }),
+        "{ctx}"
+    );
+    // Stamped when the request was answered: now, give or take the test's own time.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(now_ms.abs_diff(doc.timestamp_ms) < 60_000, "{ctx}");
+    let cold = doc.value("ColdStart");
+    assert!(cold == Some(0.0) || cold == Some(1.0), "{ctx}");
+    if line["message"] == "request" {
+        assert!(doc.value("Latency").is_some_and(|ms| ms >= 0.0), "{ctx}");
+    }
+    assert_eq!(
+        doc.value("UpstreamCalls"),
+        want.upstream_calls.map(|n| n as f64),
+        "{ctx}"
+    );
+    assert_eq!(
+        doc.declares("UpstreamLatency"),
+        want.upstream_calls.is_some(),
+        "{ctx}"
+    );
+    assert_eq!(
+        doc.value("MemoryCacheHits"),
+        want.memory_hit.map(|hit| if hit { 1.0 } else { 0.0 }),
+        "{ctx}"
+    );
+    for name in [
+        "ColdStart",
+        "ServerErrors",
+        "Latency",
+        "UpstreamCalls",
+        "UpstreamLatency",
+    ] {
+        if doc.declares(name) {
+            assert_eq!(doc.dimension_sets(name), [vec!["FunctionName"]], "{name}: {ctx}");
+        }
+    }
+}
+
+/// Exactly the first request line of the process is its cold start.
+pub fn assert_one_cold_start(lines: &[Value]) {
+    let cold: Vec<f64> = lines
+        .iter()
+        .filter(|l| l.get("_aws").is_some())
+        .map(|l| {
+            l["ColdStart"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no ColdStart: {l}"))
+        })
+        .collect();
+    assert!(!cold.is_empty());
+    assert_eq!(cold[0], 1.0, "{lines:#?}");
+    assert!(cold[1..].iter().all(|c| *c == 0.0), "{cold:?}");
 }

@@ -48,6 +48,7 @@ impl Environment {
         assert_eq!(self.function.exited(), None, "the function exited");
         assert_never_errored(&self.api);
         assert_request_logs(&self.function, &self.logs);
+        assert_one_cold_start(&self.function.log_lines());
         assert_no_secrets(&self.function.output());
         assert_eq!(self.function.stderr(), Vec::<String>::new());
     }
@@ -68,18 +69,49 @@ fn assert_problem(resp: &Value, shape: &Shape, status: u16, slug: &str, request_
     body
 }
 
-/// An expected log line: the request id it carries, its status, and the ids if they parsed.
+/// An expected log line: the request id it carries, its status, the ids if they parsed, and
+/// what its metrics say (see [`Expected`]).
 struct Logged {
     request_id: String,
     status: u16,
     ids: Option<(&'static str, String)>,
+    outcome: &'static str,
+    upstream_calls: Option<usize>,
+    memory_hit: Option<bool>,
 }
 
+/// A line with outcome `ok`, answered before the cache, until said otherwise.
 fn logged(request_id: &str, status: u16, job: Option<&str>) -> Logged {
     Logged {
         request_id: request_id.to_owned(),
         status,
         ids: job.map(|j| (DS, j.to_owned())),
+        outcome: "ok",
+        upstream_calls: None,
+        memory_hit: None,
+    }
+}
+
+impl Logged {
+    fn outcome(self, outcome: &'static str) -> Self {
+        Logged { outcome, ..self }
+    }
+
+    /// Missed the cache and called HealthLake `calls` times.
+    fn upstream(self, calls: usize) -> Self {
+        Logged {
+            upstream_calls: Some(calls),
+            memory_hit: Some(false),
+            ..self
+        }
+    }
+
+    /// Answered from the memory cache.
+    fn cached(self) -> Self {
+        Logged {
+            memory_hit: Some(true),
+            ..self
+        }
     }
 }
 
@@ -101,7 +133,14 @@ fn assert_request_logs(function: &Function, expected: &[Logged]) {
         assert_eq!(line["status"], want.status, "{line}");
         assert_eq!(line["level"], "INFO", "{line}");
         assert_eq!(line["method"], "GET", "{line}");
-        assert!(line["duration_ms"].as_f64().is_some(), "{line}");
+        let metrics = Expected {
+            request_id: &want.request_id,
+            status: want.status,
+            outcome: want.outcome,
+            upstream_calls: want.upstream_calls,
+            memory_hit: want.memory_hit,
+        };
+        assert_request_metrics(line, &metrics, NAMESPACE);
         match &want.ids {
             Some((ds, job)) => {
                 assert_eq!(line["datastore_id"], *ds, "{line}");
@@ -122,7 +161,7 @@ fn rest_api_answers_a_terminal_job_and_caches_it() {
     env.healthlake.put_job(DS, "job-rest", "COMPLETED");
     let resp = env.ask(
         rest_event("rest-1", "GET", DS, "job-rest"),
-        logged("rest-1", 200, Some("job-rest")),
+        logged("rest-1", 200, Some("job-rest")).upstream(1),
     );
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(resp["isBase64Encoded"], false);
@@ -151,7 +190,7 @@ fn rest_api_answers_a_terminal_job_and_caches_it() {
 
     let again = env.ask(
         rest_event("rest-2", "GET", DS, "job-rest"),
-        logged("rest-2", 200, Some("job-rest")),
+        logged("rest-2", 200, Some("job-rest")).cached(),
     );
     assert_eq!(again["statusCode"], 200);
     assert_eq!(REST.header(&again, "etag"), Some(etag));
@@ -179,7 +218,7 @@ fn http_api_answers_a_running_job_in_the_2_0_shape() {
     env.healthlake.put_job(DS, "job-http", "IN_PROGRESS");
     let resp = env.ask(
         http_api_event("http-1", DS, "job-http"),
-        logged("http-1", 200, Some("job-http")),
+        logged("http-1", 200, Some("job-http")).upstream(1),
     );
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(resp["cookies"], json!([]));
@@ -217,7 +256,7 @@ fn a_function_url_id_is_decoded_exactly_once() {
     env.healthlake.put_job(DS, "job 1", "QUEUED");
     let resp = env.ask(
         function_url_event("url-1", &job_path(DS, "job%201")),
-        logged("url-1", 200, Some("job 1")),
+        logged("url-1", 200, Some("job 1")).upstream(1),
     );
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(
@@ -239,7 +278,8 @@ fn an_alb_event_is_answered_in_the_alb_shape() {
     let inv = env
         .api
         .invoke_timed(alb_event(&job_path(DS, "job-alb"), ALB_HOST), DEADLINE);
-    env.logs.push(logged(&inv.request_id, 200, Some("job-alb")));
+    env.logs
+        .push(logged(&inv.request_id, 200, Some("job-alb")).upstream(1));
     let resp = posted(inv.outcome, "ALB");
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(resp["statusDescription"], "200 OK");
@@ -281,7 +321,8 @@ fn an_invalid_id_is_a_400_in_each_sources_shape_and_never_reaches_healthlake() {
             body["detail"].as_str().is_some_and(|d| d.starts_with("jobId ")),
             "{body}"
         );
-        env.logs.push(logged(&request_id, 400, None));
+        env.logs
+            .push(logged(&request_id, 400, None).outcome("invalid-parameter"));
     }
     assert!(
         env.healthlake.calls().is_empty(),
@@ -310,6 +351,8 @@ fn a_non_http_event_is_answered_400_not_failed() {
         .collect();
     assert_eq!(mine.len(), 1, "{lines:#?}");
     assert_eq!(mine[0]["status"], 400);
+    let want = Expected::local(&inv.request_id, 400, "not-an-http-event");
+    assert_request_metrics(mine[0], &want, NAMESPACE);
     env.finish();
 }
 
@@ -321,7 +364,9 @@ fn throttling_is_retried_then_answered_429() {
         .script(DS, "job-busy", vec![Reply::error(400, "ThrottlingException")]);
     let resp = env.ask(
         rest_event("rest-busy", "GET", DS, "job-busy"),
-        logged("rest-busy", 429, Some("job-busy")),
+        logged("rest-busy", 429, Some("job-busy"))
+            .outcome("throttled")
+            .upstream(3),
     );
     assert_problem(&resp, &REST, 429, "throttled", "rest-busy");
     assert_eq!(REST.header(&resp, "retry-after").as_deref(), Some("1"));
@@ -347,7 +392,11 @@ fn an_upstream_slower_than_the_deadline_is_a_504_before_it() {
         rest_event("rest-slow", "GET", DS, "job-slow"),
         Duration::from_millis(1500),
     );
-    env.logs.push(logged("rest-slow", 504, Some("job-slow")));
+    env.logs.push(
+        logged("rest-slow", 504, Some("job-slow"))
+            .outcome("upstream-timeout")
+            .upstream(1),
+    );
     let (delivered, answered) = (inv.delivered.unwrap(), inv.answered.unwrap());
     let deadline = inv.deadline.unwrap();
     let resp = posted(inv.outcome, "slow upstream");
@@ -366,7 +415,7 @@ fn an_upstream_slower_than_the_deadline_is_a_504_before_it() {
     env.healthlake.put_job(DS, "job-last", "SUBMITTED");
     let resp = env.ask(
         rest_event("rest-last", "GET", DS, "job-last"),
-        logged("rest-last", 200, Some("job-last")),
+        logged("rest-last", 200, Some("job-last")).upstream(1),
     );
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(body_of(&resp)["status"], "SUBMITTED");
@@ -402,6 +451,10 @@ fn missing_credentials_are_a_500_upstream_access_problem() {
     for line in &requests {
         assert_eq!(line["status"], 500, "{line}");
         assert_eq!(line["upstream_error"], "CredentialsError", "{line}");
+        // Nothing went out: a request that cannot be signed is not sent.
+        let request_id = line["request_id"].as_str().unwrap();
+        let want = Expected::upstream(request_id, 500, "upstream-access", 0);
+        assert_request_metrics(line, &want, NAMESPACE);
     }
     assert_no_secrets(&function.output());
 }
@@ -450,4 +503,7 @@ fn an_empty_endpoint_variable_counts_as_unset() {
     assert_eq!(resp["statusCode"], 200, "{resp}");
     assert_eq!(healthlake.calls_for("job-1"), 1);
     assert_eq!(function.exited(), None);
+    let lines = function.request_lines(1);
+    let want = Expected::upstream("empty-endpoint", 200, "ok", 1);
+    assert_request_metrics(&lines[0], &want, NAMESPACE);
 }

@@ -4,7 +4,10 @@
 //! and a burst of throttling. First through the handler in-process, then all of them through
 //! one process of the compiled binary, which must outlive them and keep answering.
 
-use crate::binary::{alb_event, posted, rest_event, rest_header, slug, Function, DEADLINE};
+use crate::binary::{
+    alb_event, assert_one_cold_start, assert_request_metrics, posted, rest_event, rest_header, slug,
+    Expected, Function, DEADLINE, NAMESPACE,
+};
 use crate::common::*;
 use export_job_status::config::Config;
 use export_job_status::handler::handle;
@@ -268,9 +271,65 @@ fn one_process_outlives_every_fault_and_keeps_answering() {
 
     ok("last", "job-last");
     assert!(function.running(), "the function exited");
+    assert_fault_metrics(&function, &healthlake);
     assert!(api.error_posts().is_empty(), "{:?}", api.error_posts());
     assert!(api
         .invocations()
         .iter()
         .all(|i| matches!(i.outcome, Outcome::Response(_))));
+}
+
+/// The request lines of the fault run say what happened: each request's outcome and the calls
+/// HealthLake received for it.
+fn assert_fault_metrics(function: &Function, healthlake: &StandIn) {
+    let calls = |job: &str| healthlake.calls_for(job);
+    let mut want = vec![
+        Expected::upstream("hangs", 504, "upstream-timeout", calls("hangs")),
+        Expected::upstream("huge", 502, "bad-gateway", calls("huge")),
+        Expected::upstream("last", 200, "ok", calls("job-last")),
+    ];
+    let incomplete: Vec<String> = incomplete_answers()
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    for id in &incomplete {
+        want.push(Expected::upstream(id, 502, "bad-gateway", calls(id)));
+    }
+    let busy: Vec<String> = (0..10).map(|n| format!("busy-{n}")).collect();
+    for id in &busy {
+        want.push(Expected::upstream(id, 429, "throttled", calls(id)));
+    }
+    // warm, thawed, the bad Host, and the rest.
+    let lines = function.request_lines(want.len() + 2);
+    assert_eq!(lines.len(), want.len() + 2, "{lines:#?}");
+    for w in &want {
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == w.request_id)
+            .unwrap_or_else(|| panic!("no line for {}", w.request_id));
+        assert_request_metrics(line, w, NAMESPACE);
+    }
+    // The thawed request may have sent its first attempt on the dead connection, which
+    // HealthLake never saw: the function counts what it sent, the stand-in what it received.
+    let by_id = |id: &str| lines.iter().find(|l| l["request_id"] == id).unwrap();
+    let warm_and_thawed =
+        by_id("warm")["UpstreamCalls"].as_u64().unwrap() + by_id("thawed")["UpstreamCalls"].as_u64().unwrap();
+    assert!(
+        (calls("job-ok") as u64..=calls("job-ok") as u64 + 1).contains(&warm_and_thawed),
+        "{warm_and_thawed} sent, {} received",
+        calls("job-ok")
+    );
+    let all = function.log_lines();
+    let bad_host: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|l| l["message"] == "request is not an HTTP event")
+        .collect();
+    assert_eq!(bad_host.len(), 1, "{all:#?}");
+    let id = bad_host[0]["request_id"].as_str().unwrap();
+    assert_request_metrics(
+        bad_host[0],
+        &Expected::local(id, 400, "not-an-http-event"),
+        NAMESPACE,
+    );
+    assert_one_cold_start(&all);
 }

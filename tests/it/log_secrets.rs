@@ -4,6 +4,7 @@
 
 use crate::binary::*;
 use crate::common::{job_path, DS};
+use crate::emf;
 use loopback::healthlake::{self, Reply, StandIn};
 use loopback::runtime_api::RuntimeApi;
 use serde_json::{json, Value};
@@ -19,6 +20,7 @@ fn request_lines(function: &Function, want: usize) -> Vec<Value> {
             .filter(|l| l["message"] == "request")
             .collect();
         if lines.len() >= want {
+            lines.iter().for_each(|l| drop(emf::check_line(l)));
             return lines;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -77,10 +79,17 @@ fn no_secret_reaches_a_log_across_the_error_table() {
         ),
     ];
     let mut http_requests = 0;
+    let mut outcomes = Vec::new();
     for (id, reply, status) in upstream {
         healthlake.script(DS, id, vec![reply]);
         let resp = posted(api.invoke(rest_event(id, "GET", DS, id), DEADLINE), id);
         assert_eq!(resp["statusCode"], status, "{id}: {resp}");
+        let outcome = if status == 200 {
+            "ok".to_owned()
+        } else {
+            slug(&resp)
+        };
+        outcomes.push((id, status, outcome));
         http_requests += 1;
     }
     let local: Vec<(Value, u64)> = vec![
@@ -108,6 +117,15 @@ fn no_secret_reaches_a_log_across_the_error_table() {
     }
     let lines = request_lines(&function, http_requests);
     assert_eq!(lines.len(), http_requests, "{lines:#?}");
+    // Each row's line says its outcome and the calls HealthLake received for it.
+    for (id, status, outcome) in &outcomes {
+        let line = lines
+            .iter()
+            .find(|l| l["request_id"] == *id)
+            .expect("a line per row");
+        let want = Expected::upstream(id, *status as u16, outcome, healthlake.calls_for(id));
+        assert_request_metrics(line, &want, NAMESPACE);
+    }
     assert_no_secrets(&function.output());
     // Every row of the table is an answer, not a fault: nothing logged above INFO but the one
     // panic inside lambda_http (the bad Host port). The SDK logs an ERROR after a transient

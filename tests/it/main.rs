@@ -9,16 +9,20 @@
 //!   and IAM callers, with moto's DynamoDB from `dynamodb`).
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
 //!   error table).
+//! - `operations`: the trace header, and the template's alarms and dashboard against the metrics
+//!   a run emits; `emf`: the Embedded Metric Format check every request line of `binary` passes.
 
 mod binary;
 mod common;
 mod dynamodb;
+mod emf;
 
 mod contract;
 mod e2e;
 mod events;
 mod faults;
 mod log_secrets;
+mod operations;
 mod problems;
 mod properties;
 mod scoping;
