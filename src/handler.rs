@@ -4,10 +4,11 @@
 use crate::cache::{TerminalCache, DEFAULT_CAPACITY};
 use crate::config::Config;
 use crate::error::{Error, UpstreamError, UpstreamKind};
+use crate::fleet::{self, Shared};
 use crate::ids::{DatastoreId, JobId};
 use crate::job::JobView;
 use crate::response::Reply;
-use crate::{route, upstream};
+use crate::{response, route, upstream};
 use aws_sdk_healthlake::Client;
 use futures_util::FutureExt;
 use lambda_http::http::{header, Method};
@@ -26,6 +27,8 @@ pub struct App {
     pub client: Client,
     pub config: Config,
     pub cache: TerminalCache,
+    /// The shared tier, when `STATUS_TABLE` is set.
+    pub fleet: Option<Shared>,
 }
 
 impl App {
@@ -34,7 +37,21 @@ impl App {
             client,
             config,
             cache: TerminalCache::new(DEFAULT_CAPACITY),
+            fleet: None,
         }
+    }
+
+    /// With the shared tier on `STATUS_TABLE`, its DynamoDB client built from the same SDK
+    /// configuration; without the variable, the app as [`App::new`] makes it.
+    pub fn with_fleet(mut self, sdk: &aws_config::SdkConfig) -> Self {
+        if let Some(table) = self.config.fleet.table.clone() {
+            self.fleet = Some(Shared::new(
+                fleet::dynamodb_client(sdk, &self.config),
+                table,
+                &self.config,
+            ));
+        }
+        self
     }
 }
 
@@ -45,6 +62,8 @@ struct Trace {
     job_id: Option<JobId>,
     upstream_ms: Option<u64>,
     cache_hit: bool,
+    /// With the shared tier: which tier answered.
+    tier: Option<&'static str>,
 }
 
 /// Answers one request. Never fails and never panics outward: a panic inside becomes a 500
@@ -70,6 +89,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         upstream_error = upstream_code.as_deref(),
         upstream_ms = trace.upstream_ms,
         cache_hit = trace.cache_hit,
+        tier = trace.tier,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
@@ -95,6 +115,25 @@ async fn respond(
         return Err(Error::DatastoreNotAllowed);
     }
 
+    if let Some(shared) = &app.fleet {
+        // Too close to the deadline for HealthLake, memory and the table may still answer.
+        let budget = upstream_budget(app.config.upstream_timeout, req).unwrap_or(Duration::ZERO);
+        let served = shared
+            .lookup(&app.client, &app.cache, &datastore, &job, budget)
+            .await?;
+        trace.cache_hit = served.upstream_ms.is_none();
+        trace.upstream_ms = served.upstream_ms;
+        trace.tier = Some(served.tier);
+        let resp = reply.job(
+            &served.rendered,
+            req.headers().get(header::IF_NONE_MATCH),
+            now_epoch(),
+        );
+        return Ok(match served.checked_ms {
+            Some(checked) => response::as_of(resp, &fleet::checked_at(checked), fleet::age_secs(checked)),
+            None => resp,
+        });
+    }
     let rendered = match app.cache.get(&datastore, &job) {
         Some(hit) => {
             trace.cache_hit = true;

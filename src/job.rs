@@ -89,10 +89,17 @@ impl JobView {
 
     pub fn render(&self, submitted_epoch: i64) -> RenderedJob {
         let body = serde_json::to_string(self).expect("a JobView always serializes");
+        RenderedJob::from_body(body, self.terminal, submitted_epoch)
+    }
+}
+
+impl RenderedJob {
+    /// A body rendered earlier (kept in the shared table), with its ETag computed again.
+    pub fn from_body(body: String, terminal: bool, submitted_epoch: i64) -> RenderedJob {
         RenderedJob {
             etag: etag_of(body.as_bytes()),
             body,
-            terminal: self.terminal,
+            terminal,
             submitted_epoch,
         }
     }

@@ -3,10 +3,13 @@
 //! A request flows `runtime` (the Lambda event) → `handler` → `route` (where the ids are) →
 //! `ids` (are they valid) → `cache` or `upstream` (HealthLake) → `job` (what to tell) →
 //! `response` (the HTTP answer). `error` is the one enum for everything that can go wrong.
+//! With `STATUS_TABLE` set, `fleet` stands between the handler and `upstream`: the shared tier
+//! and the fleet-wide HealthLake budget (docs/fleet.md).
 
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod handler;
 pub mod ids;
 pub mod job;

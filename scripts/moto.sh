@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The DynamoDB-compatible server the fleet tests and the fleet benchmark start on loopback:
+# moto in server mode, from PyPI, pinned (loopback/src/moto.rs runs `python3 -m moto.server`).
+# DynamoDB Local is not used: its licence does not allow it here.
+set -euo pipefail
+python3 -c 'import moto, flask, importlib.metadata as m; assert m.version("moto") == "5.2.5"' 2>/dev/null && exit 0
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'moto[server]==5.2.5'
