@@ -7,11 +7,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// About 1 KiB an entry, so at most about half a MiB.
-pub const DEFAULT_CAPACITY: usize = 512;
+const DEFAULT_CAPACITY: usize = 512;
 
 type Key = (DatastoreId, JobId);
 
-pub struct TerminalCache {
+pub(crate) struct TerminalCache {
     inner: Mutex<Inner>,
     capacity: usize,
 }
@@ -22,21 +22,32 @@ struct Inner {
     order: VecDeque<Key>,
 }
 
+impl Default for TerminalCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
 impl TerminalCache {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         TerminalCache {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
         }
     }
 
-    pub fn get(&self, datastore: &DatastoreId, job: &JobId) -> Option<Arc<RenderedJob>> {
+    pub(crate) fn get(&self, datastore: &DatastoreId, job: &JobId) -> Option<Arc<RenderedJob>> {
         // The map's key is an owned pair; building one costs two short string copies.
         self.lock().map.get(&(datastore.clone(), job.clone())).cloned()
     }
 
     /// Keeps `job` if it is terminal; running jobs are never stored.
-    pub fn insert_if_terminal(&self, datastore: &DatastoreId, job: &JobId, rendered: Arc<RenderedJob>) {
+    pub(crate) fn insert_if_terminal(
+        &self,
+        datastore: &DatastoreId,
+        job: &JobId,
+        rendered: Arc<RenderedJob>,
+    ) {
         if !rendered.terminal {
             return;
         }
@@ -52,12 +63,9 @@ impl TerminalCache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// A panic elsewhere cannot leave this map half-written (every mutation completes before

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(5_000);
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(5_000);
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// API Gateway gives up after 29 s; a budget above that could never be honoured.
 const MAX_UPSTREAM_TIMEOUT_MS: u64 = 29_000;
 const MAX_ATTEMPTS_LIMIT: u32 = 10;
@@ -43,7 +43,7 @@ impl AllowedOrigins {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         *self != AllowedOrigins::None
     }
 }
@@ -165,7 +165,7 @@ impl Config {
         })
     }
 
-    pub fn datastore_allowed(&self, id: &DatastoreId) -> bool {
+    pub(crate) fn datastore_allowed(&self, id: &DatastoreId) -> bool {
         self.allowed_datastores
             .as_ref()
             .is_none_or(|set| set.contains(id))

@@ -12,8 +12,8 @@
 //! - when the table fails, the environment goes on with its memory and direct calls within a
 //!   budget of its own, and says so once in the log.
 
-pub mod budget;
-pub mod table;
+mod budget;
+mod table;
 
 use crate::cache::TerminalCache;
 use crate::config::{Config, FleetConfig};
@@ -38,18 +38,18 @@ const WAIT_STEP: Duration = Duration::from_millis(50);
 const RECENT_CAPACITY: usize = 512;
 
 /// An answer, and when HealthLake was read for it (`None` for a terminal job: it cannot be stale).
-pub struct Served {
-    pub rendered: Arc<RenderedJob>,
-    pub checked_ms: Option<i64>,
+pub(crate) struct Served {
+    pub(crate) rendered: Arc<RenderedJob>,
+    pub(crate) checked_ms: Option<i64>,
     /// How long this request's HealthLake call took, if it made one.
-    pub upstream_ms: Option<u64>,
+    pub(crate) upstream_ms: Option<u64>,
     /// Which tier answered: memory, table or healthlake; for the log line.
-    pub tier: &'static str,
+    pub(crate) tier: &'static str,
 }
 
 type Key = (DatastoreId, JobId);
 
-pub struct Shared {
+pub(crate) struct Shared {
     table: Table,
     refresh_ms: i64,
     max_stale_ms: i64,
@@ -74,7 +74,7 @@ enum Step {
 }
 
 impl Shared {
-    pub fn new(client: aws_sdk_dynamodb::Client, table_name: String, config: &Config) -> Self {
+    pub(crate) fn new(client: aws_sdk_dynamodb::Client, table_name: String, config: &Config) -> Self {
         let f: &FleetConfig = &config.fleet;
         let rate = Rate::per_second(f.upstream_rate);
         Shared {
@@ -93,7 +93,7 @@ impl Shared {
     }
 
     /// The answer for one job within `budget` (already capped by the Lambda deadline).
-    pub async fn lookup(
+    pub(crate) async fn lookup(
         &self,
         client: &aws_sdk_healthlake::Client,
         terminal: &TerminalCache,
@@ -291,8 +291,8 @@ impl Shared {
         let attempts = have_fallback.then_some(1);
         let answer = upstream::describe_export_job_with(client, ds, job, left, attempts).await;
         let upstream_ms = started.elapsed().as_millis() as u64;
-        let (view, submitted) = JobView::from_sdk(ds, job, &answer?)?;
-        Ok((Arc::new(view.render(submitted)), now_ms(), upstream_ms))
+        let view = JobView::from_sdk(ds, job, &answer?)?;
+        Ok((Arc::new(view.render()), now_ms(), upstream_ms))
     }
 
     fn keep(
@@ -403,7 +403,7 @@ fn is_throttled(err: &Error) -> bool {
 /// The shared tier's DynamoDB client: the function's SDK configuration (HTTPS client,
 /// credentials, region, `AWS_ENDPOINT_URL_DYNAMODB`), with one attempt per call and the table's
 /// own time budget, so that a failing table costs a request little.
-pub fn dynamodb_client(sdk: &aws_config::SdkConfig, config: &Config) -> aws_sdk_dynamodb::Client {
+pub(crate) fn dynamodb_client(sdk: &aws_config::SdkConfig, config: &Config) -> aws_sdk_dynamodb::Client {
     let t = config.fleet.table_timeout;
     let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
@@ -418,12 +418,12 @@ pub fn dynamodb_client(sdk: &aws_config::SdkConfig, config: &Config) -> aws_sdk_
 }
 
 /// `checkedAt` in a job document: RFC 3339 with milliseconds, as the job's own times.
-pub fn checked_at(checked_ms: i64) -> String {
+pub(crate) fn checked_at(checked_ms: i64) -> String {
     crate::job::rfc3339_millis(&aws_smithy_types::DateTime::from_millis(checked_ms)).unwrap_or_default()
 }
 
 /// `Age` in whole seconds (RFC 9111), never negative whatever the clocks did.
-pub fn age_secs(checked_ms: i64) -> u64 {
+pub(crate) fn age_secs(checked_ms: i64) -> u64 {
     (now_ms() - checked_ms).max(0) as u64 / 1_000
 }
 

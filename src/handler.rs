@@ -1,7 +1,7 @@
 //! The handler: one HTTP request in, one HTTP response out, whatever happens. Tests call it
 //! directly; `main` lends it the client, the configuration and the cache built once at start-up.
 
-use crate::cache::{TerminalCache, DEFAULT_CAPACITY};
+use crate::cache::TerminalCache;
 use crate::config::Config;
 use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::fleet::{self, Shared};
@@ -20,15 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kept back from the Lambda deadline so that our 504 reaches the caller before Lambda stops us.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Everything a request needs that outlives it: built once per execution environment.
 pub struct App {
-    pub client: Client,
-    pub config: Config,
-    pub cache: TerminalCache,
+    client: Client,
+    config: Config,
+    cache: TerminalCache,
     /// The shared tier, when `STATUS_TABLE` is set.
-    pub fleet: Option<Shared>,
+    fleet: Option<Shared>,
 }
 
 impl App {
@@ -36,7 +36,7 @@ impl App {
         App {
             client,
             config,
-            cache: TerminalCache::new(DEFAULT_CAPACITY),
+            cache: TerminalCache::default(),
             fleet: None,
         }
     }
@@ -144,8 +144,7 @@ async fn respond(
             let started = Instant::now();
             let answer = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
             trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
-            let (view, submitted) = JobView::from_sdk(&datastore, &job, &answer?)?;
-            let rendered = Arc::new(view.render(submitted));
+            let rendered = Arc::new(JobView::from_sdk(&datastore, &job, &answer?)?.render());
             app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
             rendered
         }

@@ -4,7 +4,7 @@
 use aws_sdk_healthlake::Client;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
-use export_job_status::{logging, runtime, upstream};
+use export_job_status::{lambda_event, logging, upstream};
 
 const ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_HEALTHLAKE", "AWS_ENDPOINT_URL_DYNAMODB"];
 
@@ -31,5 +31,5 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .load()
         .await;
     let app: &'static App = Box::leak(Box::new(App::new(Client::new(&sdk), config).with_fleet(&sdk)));
-    runtime::run(app).await
+    lambda_event::run(app).await
 }

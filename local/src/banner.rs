@@ -1,6 +1,7 @@
 //! What the local run prints once it listens: where, against what, with which configuration, and
 //! the curl lines to try.
 
+use aws_sdk_healthlake::types::JobStatus;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::job::is_terminal;
 use loopback::healthlake::demo::{self, Behaviour};
@@ -74,7 +75,7 @@ fn demo_tries(base: &str, config: &Config) -> Vec<(String, String)> {
         .iter()
         .map(|j| {
             let what = match j.behaviour {
-                Behaviour::Status(s) if is_terminal(s) => format!("200 {s}, terminal"),
+                Behaviour::Status(s) if is_terminal(&JobStatus::from(s)) => format!("200 {s}, terminal"),
                 Behaviour::Status(s) => format!("200 {s}, still running"),
                 Behaviour::Missing => "404, no such job".to_owned(),
                 Behaviour::Throttled => format!("429 after {} throttled attempts", config.max_attempts),

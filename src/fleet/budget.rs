@@ -14,21 +14,21 @@ use std::sync::Mutex;
 
 /// The item's key: one budget per table, whatever the datastore (HealthLake's quota is per
 /// account and region).
-pub const BUDGET_KEY: &str = "budget#healthlake";
+pub(crate) const BUDGET_KEY: &str = "budget#healthlake";
 /// How long the fleet stays off HealthLake after a throttled call: its bucket refills in a second.
-pub const THROTTLE_BACKOFF_MS: i64 = 1_000;
+pub(crate) const THROTTLE_BACKOFF_MS: i64 = 1_000;
 
 /// The limiter's two numbers, from the configured rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
+pub(crate) struct Rate {
     /// Milliseconds between calls at the steady rate, rounded up so the rate is never exceeded.
-    pub interval_ms: i64,
+    pub(crate) interval_ms: i64,
     /// How far ahead of now `tat` may run: about half a second of calls may go at once.
-    pub tolerance_ms: i64,
+    pub(crate) tolerance_ms: i64,
 }
 
 impl Rate {
-    pub fn per_second(rate: u32) -> Rate {
+    pub(crate) fn per_second(rate: u32) -> Rate {
         let rate = i64::from(rate.max(1));
         let interval_ms = (1_000 + rate - 1) / rate;
         Rate {
@@ -39,13 +39,13 @@ impl Rate {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Take {
+pub(crate) enum Take {
     Granted,
     Spent,
 }
 
 /// Takes one call from the fleet's budget.
-pub async fn take_shared(table: &Table, rate: Rate, now_ms: i64) -> Result<Take, TableError> {
+pub(crate) async fn take_shared(table: &Table, rate: Rate, now_ms: i64) -> Result<Take, TableError> {
     let n = |v: i64| AttributeValue::N(v.to_string());
     // An idle bucket (or none yet): start from now.
     let idle = table
@@ -80,7 +80,7 @@ pub async fn take_shared(table: &Table, rate: Rate, now_ms: i64) -> Result<Take,
 }
 
 /// After HealthLake throttled: no environment calls it again for [`THROTTLE_BACKOFF_MS`].
-pub async fn back_off_shared(table: &Table, rate: Rate, now_ms: i64) -> Result<(), TableError> {
+pub(crate) async fn back_off_shared(table: &Table, rate: Rate, now_ms: i64) -> Result<(), TableError> {
     let until = now_ms + THROTTLE_BACKOFF_MS + rate.tolerance_ms;
     table
         .update(
@@ -101,20 +101,20 @@ pub async fn back_off_shared(table: &Table, rate: Rate, now_ms: i64) -> Result<(
 
 /// The same limiter for this environment alone, used while the table fails.
 #[derive(Debug)]
-pub struct LocalBudget {
+pub(crate) struct LocalBudget {
     rate: Rate,
     tat: Mutex<i64>,
 }
 
 impl LocalBudget {
-    pub fn new(rate: Rate) -> Self {
+    pub(crate) fn new(rate: Rate) -> Self {
         LocalBudget {
             rate,
             tat: Mutex::new(0),
         }
     }
 
-    pub fn take(&self, now_ms: i64) -> Take {
+    pub(crate) fn take(&self, now_ms: i64) -> Take {
         let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
         let next = (*tat).max(now_ms) + self.rate.interval_ms;
         if next - now_ms <= self.rate.tolerance_ms {
@@ -125,7 +125,7 @@ impl LocalBudget {
         }
     }
 
-    pub fn back_off(&self, now_ms: i64) {
+    pub(crate) fn back_off(&self, now_ms: i64) {
         let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
         *tat = (*tat).max(now_ms + THROTTLE_BACKOFF_MS + self.rate.tolerance_ms);
     }

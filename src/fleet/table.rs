@@ -29,11 +29,11 @@ const LAYOUT_VERSION: &str = "1";
 /// A job document is about a kilobyte; anything far larger is not one of ours.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Terminal jobs never change: keep them for a week.
-pub const TERMINAL_TTL_DAYS: i64 = 7;
+pub(crate) const TERMINAL_TTL_DAYS: i64 = 7;
 /// A running job's item outlives any answer worth serving; it is rewritten on every refresh.
-pub const RUNNING_TTL_DAYS: i64 = 1;
+pub(crate) const RUNNING_TTL_DAYS: i64 = 1;
 
-pub struct Table {
+pub(crate) struct Table {
     client: Client,
     name: String,
     timeout: Duration,
@@ -41,7 +41,7 @@ pub struct Table {
 
 /// Why a table call did not give an answer: for the log line only.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableError(pub String);
+pub(crate) struct TableError(pub String);
 
 impl fmt::Display for TableError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -51,14 +51,14 @@ impl fmt::Display for TableError {
 
 /// What the table knows about one job.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobItem {
-    pub rendered: Option<RenderedJob>,
-    pub checked_ms: Option<i64>,
-    pub lease_until_ms: Option<i64>,
+pub(crate) struct JobItem {
+    pub(crate) rendered: Option<RenderedJob>,
+    pub(crate) checked_ms: Option<i64>,
+    pub(crate) lease_until_ms: Option<i64>,
 }
 
 impl Table {
-    pub fn new(client: Client, name: String, timeout: Duration) -> Self {
+    pub(crate) fn new(client: Client, name: String, timeout: Duration) -> Self {
         Table {
             client,
             name,
@@ -67,7 +67,7 @@ impl Table {
     }
 
     /// A strongly consistent read: the lease and the freshness it decides on must be current.
-    pub async fn get(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, TableError> {
+    pub(crate) async fn get(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, TableError> {
         let call = self
             .client
             .get_item()
@@ -83,7 +83,7 @@ impl Table {
     }
 
     /// One conditional update. `Ok(false)`: the condition did not hold, nothing was written.
-    pub async fn update(
+    pub(crate) async fn update(
         &self,
         pk: &str,
         update: &str,
@@ -113,14 +113,14 @@ impl Table {
         }
     }
 
-    pub async fn read_job(&self, ds: &DatastoreId, job: &JobId) -> Result<JobItem, TableError> {
+    pub(crate) async fn read_job(&self, ds: &DatastoreId, job: &JobId) -> Result<JobItem, TableError> {
         let item = self.get(&job_key(ds, job)).await?.unwrap_or_default();
         decode(ds, job, &item)
     }
 
     /// Takes the lease on refreshing `job` until `until_ms`, if no one holds it and the answer is
     /// still older than `stale_before_ms` (an environment may have refreshed it meanwhile).
-    pub async fn lease_job(
+    pub(crate) async fn lease_job(
         &self,
         ds: &DatastoreId,
         job: &JobId,
@@ -146,7 +146,7 @@ impl Table {
     }
 
     /// Gives a lease back early (HealthLake failed): the next try may come at `retry_at_ms`.
-    pub async fn release_job(
+    pub(crate) async fn release_job(
         &self,
         ds: &DatastoreId,
         job: &JobId,
@@ -164,7 +164,7 @@ impl Table {
 
     /// Stores a fresh answer, unless the table already has a newer one (`overwrite`: whatever it
     /// has, for an item found unusable); ends any lease.
-    pub async fn store_job(
+    pub(crate) async fn store_job(
         &self,
         ds: &DatastoreId,
         job: &JobId,
@@ -194,11 +194,11 @@ impl Table {
     }
 }
 
-pub fn job_key(ds: &DatastoreId, job: &JobId) -> String {
+pub(crate) fn job_key(ds: &DatastoreId, job: &JobId) -> String {
     format!("job#{}#{}", ds.as_str(), job.as_str())
 }
 
-pub fn expires_in_days(now_ms: i64, days: i64) -> i64 {
+pub(crate) fn expires_in_days(now_ms: i64, days: i64) -> i64 {
     now_ms / 1_000 + days * 86_400
 }
 
@@ -217,7 +217,7 @@ struct Identity {
 }
 
 /// Reads a job item; a malformed one is an error (logged by the caller) and is never served.
-pub fn decode(
+pub(crate) fn decode(
     ds: &DatastoreId,
     job: &JobId,
     item: &HashMap<String, AttributeValue>,
@@ -255,7 +255,10 @@ pub fn decode(
     if id.datastore_id != ds.as_str() || id.job_id != job.as_str() {
         return Err(bad("anotherJob"));
     }
-    if id.terminal != job::is_terminal(&id.status) || !body.starts_with('{') || !body.ends_with('}') {
+    if id.terminal != job::is_terminal(&aws_sdk_healthlake::types::JobStatus::from(id.status.as_str()))
+        || !body.starts_with('{')
+        || !body.ends_with('}')
+    {
         return Err(bad("body"));
     }
     Ok(JobItem {

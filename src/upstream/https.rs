@@ -42,7 +42,7 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// far less than its memory. The SDK reads a whole body into memory before parsing it, however
 /// long it is, so a broken or hostile far side could otherwise exhaust the function's memory; a
 /// longer body fails to read (a response error: retried, then 502).
-pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// As the SDK's own client: idle pooled connections are dropped after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -50,7 +50,7 @@ type Pool = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
 
 /// Hands the SDK one connector per distinct timeout setting, each with its own connection pool.
 #[derive(Debug, Default)]
-pub struct HttpsClient {
+pub(crate) struct HttpsClient {
     connectors: Mutex<Vec<(TimeoutKey, SharedHttpConnector)>>,
 }
 
@@ -180,7 +180,7 @@ fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Er
 
 /// rustls with ring, safe protocol versions, and the trust store: made once per process, shared
 /// by every connector (a clone shares the verifier and its roots).
-pub fn tls_config() -> &'static ClientConfig {
+fn tls_config() -> &'static ClientConfig {
     static CONFIG: OnceLock<ClientConfig> = OnceLock::new();
     CONFIG.get_or_init(|| {
         ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -1,4 +1,4 @@
-//! The Lambda side: takes any event from the Runtime API, lets lambda_http turn HTTP events into
+//! Lambda events in, answers out: takes any event from the Runtime API, lets lambda_http turn HTTP events into
 //! requests and responses into the shape their source expects, and answers everything else with
 //! a 400 in the API Gateway shape, so that no event ever becomes an invocation error.
 

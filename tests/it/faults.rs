@@ -4,11 +4,8 @@
 //! and a burst of throttling. First through the handler in-process, then all of them through
 //! one process of the compiled binary, which must outlive them and keep answering.
 
-mod binary;
-mod common;
-
-use binary::{alb_event, posted, rest_event, rest_header, slug, Function, DEADLINE};
-use common::*;
+use crate::binary::{alb_event, posted, rest_event, rest_header, slug, Function, DEADLINE};
+use crate::common::*;
 use export_job_status::config::Config;
 use export_job_status::handler::handle;
 use futures_util::future::join_all;

@@ -3,13 +3,10 @@
 //! the compiled binary for what must hold across a fleet (one refresh per job, a dead lease
 //! holder replaced, one budget for all) and for a table that fails.
 
-mod binary;
-mod common;
-
+use crate::binary::{posted, rest_event, rest_header, Function, DEADLINE};
+use crate::common::*;
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
-use binary::{posted, rest_event, rest_header, Function, DEADLINE};
-use common::*;
 use export_job_status::config::{Config, FleetConfig};
 use export_job_status::handler::{handle, App};
 use export_job_status::upstream;

@@ -1,0 +1,25 @@
+//! The integration tests, in one binary.
+//!
+//! - `common`: the function's handler in-process, with the real SDK client pointed at the loopback
+//!   HealthLake stand-in; `binary`: the compiled function under a loopback Lambda Runtime API, as
+//!   Lambda runs it.
+//! - In-process: `contract` (the HTTP contract, every row of the error table), `events` (the
+//!   sample events of `events/`), `properties` (property tests).
+//! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`.
+//! - `fleet`: the shared tier against moto (a DynamoDB-compatible server it starts), in-process
+//!   and across processes of the binary.
+//! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
+//!   error table).
+
+mod binary;
+mod common;
+
+mod contract;
+mod e2e;
+mod events;
+mod faults;
+mod fleet;
+mod log_secrets;
+mod problems;
+mod properties;
+mod template;
