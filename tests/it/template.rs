@@ -1,6 +1,7 @@
 //! The SAM template's IAM, read as YAML: the function's role may call exactly
 //! `healthlake:DescribeFHIRExportJob`, on the datastores the deployment names and nothing else,
-//! and no IAM statement anywhere in the template has a wildcard action or `Resource: "*"`.
+//! and no IAM statement anywhere in the template has a wildcard action or `Resource: "*"`; the
+//! status table (docs/fleet.md) is granted its two item actions on itself only.
 
 use serde_yaml::value::TaggedValue;
 use serde_yaml::Value;
@@ -200,6 +201,15 @@ fn the_function_may_only_describe_export_jobs_on_named_datastores() {
                     let r = tag(&st["Resource"], "!GetAtt").expect("the log group's ARN");
                     assert_eq!(r.value.as_str(), Some("FunctionLogGroup.Arn"));
                 }
+                // Items of its status table only, with the two actions the shared tier uses.
+                Some("dynamodb") => {
+                    assert!(
+                        ["dynamodb:GetItem", "dynamodb:UpdateItem"].contains(action),
+                        "{action}"
+                    );
+                    let r = tag(&st["Resource"], "!GetAtt").expect("the table's ARN");
+                    assert_eq!(r.value.as_str(), Some("StatusTable.Arn"));
+                }
                 _ => panic!("{role_name} grants {action}"),
             }
         }
@@ -238,4 +248,40 @@ fn the_function_serves_exactly_the_datastores_its_role_may_read() {
         tag(parts[1], "!Ref").and_then(|r| r.value.as_str()),
         Some("DatastoreIds")
     );
+}
+
+#[test]
+fn the_status_table_is_on_demand_encrypted_with_ttl_and_named_to_the_function() {
+    let t = template();
+    let table = &t["Resources"]["StatusTable"];
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(p["KeySchema"][0]["AttributeName"].as_str(), Some("pk"));
+    assert_eq!(items(&p["KeySchema"]).len(), 1, "a partition key only");
+    assert_eq!(
+        p["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some("expiresAt")
+    );
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    let vars = &t["Resources"]["ExportJobStatusFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        tag(&vars["STATUS_TABLE"], "!Ref").and_then(|r| r.value.as_str()),
+        Some("StatusTable")
+    );
+    // Every fleet setting is a template parameter.
+    for (var, param) in [
+        ("REFRESH_INTERVAL_MS", "RefreshIntervalMs"),
+        ("UPSTREAM_RATE_PER_SEC", "UpstreamRatePerSec"),
+        ("MAX_STALE_SECS", "MaxStaleSecs"),
+        ("TABLE_TIMEOUT_MS", "TableTimeoutMs"),
+    ] {
+        assert_eq!(
+            tag(&vars[var], "!Ref").and_then(|r| r.value.as_str()),
+            Some(param),
+            "{var}"
+        );
+        assert!(t["Parameters"][param].is_mapping(), "{param}");
+    }
 }
