@@ -145,6 +145,9 @@ struct Sample {
     staleness_ms: Option<u64>,
 }
 
+/// By job: the ETag last seen and the version of the job it came with.
+type Seen = HashMap<String, (String, Option<u128>)>;
+
 struct Results {
     elapsed: f64,
     warm_elapsed: f64,
@@ -175,7 +178,7 @@ fn run_tier(args: &Args, standin: &StandIn, jobs: &[(String, bool)], env: &[(Str
     let end = started + Duration::from_secs(args.secs);
     let samples: Rc<RefCell<Vec<Sample>>> = Rc::default();
     // By job: the ETag last seen and the version it came with (a 304 says it is still current).
-    let seen: Rc<RefCell<HashMap<String, (String, Option<u128>)>>> = Rc::default();
+    let seen: Rc<RefCell<Seen>> = Rc::default();
     let interval = Duration::from_secs_f64(args.envs as f64 / args.rate);
     let mut at_warm = (calls0, throttled0);
     rt.block_on(async {
