@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The DynamoDB-compatible server the fleet tests and the fleet benchmark start on loopback:
-# moto in server mode, from PyPI, pinned (loopback/src/moto.rs runs `python3 -m moto.server`).
+# moto in server mode, from PyPI, pinned (loopback/src/moto.rs runs its server, one request at a time).
 # DynamoDB Local is not used: its licence does not allow it here.
 set -euo pipefail
 python3 -c 'import moto, flask, importlib.metadata as m; assert m.version("moto") == "5.2.5"' 2>/dev/null && exit 0

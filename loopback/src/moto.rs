@@ -14,14 +14,30 @@ use std::time::{Duration, Instant};
 /// How long moto may take to start (it imports a lot of Python).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// moto's own `moto.server`, with one difference: requests are handled one at a time. moto's
+/// server answers each request on a thread of its own and its DynamoDB backend takes no lock, so
+/// two conditional writes to one item can both pass their condition (seen in the lease test);
+/// DynamoDB applies writes to an item one at a time, and the function relies on that.
+const SERIALIZED_SERVER: &str = r#"
+import sys, threading
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serialized(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True, request_handler=MotoRequestHandler)
+"#;
+
 pub struct Moto {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Moto {
-    /// Starts `python3 -m moto.server` (or `$MOTO_PYTHON -m moto.server`) on a free port and
-    /// waits until it answers.
+    /// Starts moto's server (see [`SERIALIZED_SERVER`]) with `python3` (or `$MOTO_PYTHON`) on a
+    /// free port and waits until it answers.
     pub fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -29,7 +45,7 @@ impl Moto {
             .port();
         let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
         let child = Command::new(&python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-c", SERIALIZED_SERVER, "127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -27,7 +27,7 @@ fn fleet_config(f: impl FnOnce(&mut FleetConfig)) -> Config {
     config.fleet.table = Some(TABLE.into());
     // moto under a loaded test machine is far slower than DynamoDB: these tests are about
     // behaviour, not the table's time budget (a_failing_table_never_fails_a_request is).
-    config.fleet.table_timeout = Duration::from_secs(1);
+    config.fleet.table_timeout = Duration::from_secs(3);
     f(&mut config.fleet);
     config
 }
@@ -286,7 +286,7 @@ fn fleet_env<'a>(moto: &'a Moto, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, 
         ("STATUS_TABLE", TABLE.to_owned()),
         ("AWS_ENDPOINT_URL_DYNAMODB", moto.url()),
         // As in fleet_config: room for a slow moto.
-        ("TABLE_TIMEOUT_MS", "1000".to_owned()),
+        ("TABLE_TIMEOUT_MS", "3000".to_owned()),
     ];
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     env
@@ -326,8 +326,9 @@ fn two_environments_refreshing_one_job_make_one_call() {
     assert_eq!(
         standin.calls_for("shared"),
         1,
-        "one HealthLake call for the fleet: {:?}",
-        _a.stdout()
+        "one HealthLake call for the fleet: {:?} {:?}",
+        _a.stdout(),
+        _b.stdout()
     );
     let etag = rest_header(&ra, "etag");
     assert!(etag.is_some(), "{ra}");
@@ -350,7 +351,10 @@ fn a_dead_lease_holder_is_replaced_after_its_lease() {
         ],
     );
     // Lease: this budget plus two table budgets plus 250 ms, 3.25 s.
-    let env = fleet_env(&moto, &[("UPSTREAM_TIMEOUT_MS", "1000")]);
+    let env = fleet_env(
+        &moto,
+        &[("UPSTREAM_TIMEOUT_MS", "1000"), ("TABLE_TIMEOUT_MS", "1000")],
+    );
     let (api_a, api_b) = (RuntimeApi::start(), RuntimeApi::start());
     let a = start(&api_a, &standin, &env);
     let _b = start(&api_b, &standin, &env);
