@@ -209,6 +209,13 @@ fn the_function_may_only_describe_export_jobs_on_named_datastores() {
                     );
                     let r = tag(&st["Resource"], "!GetAtt").expect("the table's ARN");
                     assert_eq!(r.value.as_str(), Some("StatusTable.Arn"));
+                    // Only the shared tier's own items: job answers and the budget.
+                    let keys: Vec<&str> =
+                        items(&st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+                            .iter()
+                            .map(|k| k.as_str().unwrap())
+                            .collect();
+                    assert_eq!(keys, ["job#*", "budget#*"], "{st:?}");
                 }
                 _ => panic!("{role_name} grants {action}"),
             }
