@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Installs moto's server (a DynamoDB-compatible server on loopback) for the partner-scoping tests
-# (tests/it/scoping.rs starts it through tests/it/dynamodb.rs). From PyPI, pinned, so that a new
-# moto release cannot change what the tests see.
+# The DynamoDB-compatible server the fleet tests and the fleet benchmark start on loopback:
+# moto in server mode, from PyPI, pinned (loopback/src/moto.rs runs its server, one request at a time).
+# DynamoDB Local is not used: its licence does not allow it here.
 set -euo pipefail
-echo "== moto[server] for the DynamoDB tests"
+python3 -c 'import moto, flask, importlib.metadata as m; assert m.version("moto") == "5.2.5"' 2>/dev/null && exit 0
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'moto[server]==5.2.5'
-python3 -c 'import moto.server' # fails here, not in the tests, if the install is broken

@@ -14,6 +14,19 @@ const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 const MAX_UPSTREAM_TIMEOUT_MS: u64 = 29_000;
 const MAX_ATTEMPTS_LIMIT: u32 = 10;
 
+/// A running job's answer is fresh this long. The function tells pollers to come back after 2 to
+/// 30 s (`response::poll_after_secs`), so refreshing faster than every 2 s shows no one anything
+/// new; 3 s keeps 24 running or queued jobs fresh within the default budget of 8 calls a second.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_millis(3_000);
+/// Below HealthLake's 10 DescribeFHIRExportJob calls per second per account, leaving 2 for the
+/// console and the tools that start exports.
+pub const DEFAULT_UPSTREAM_RATE: u32 = 8;
+/// How old an answer may be and still be served when HealthLake cannot be asked.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(60);
+/// The shared table's own time budget per call: DynamoDB answers in single-digit milliseconds
+/// in-region, so a call this slow is failing and the function goes on without it.
+pub const DEFAULT_TABLE_TIMEOUT: Duration = Duration::from_millis(150);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
     /// CORS is off: no `Access-Control-*` headers.
@@ -48,6 +61,31 @@ pub struct Config {
     pub scope: ScopeConfig,
     /// `METRICS_NAMESPACE`: where the request lines' metrics go (see `metrics`).
     pub metrics_namespace: String,
+    pub fleet: FleetConfig,
+}
+
+/// The shared tier (`STATUS_TABLE`) and the fleet-wide upstream budget: see docs/fleet.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetConfig {
+    /// The DynamoDB table; `None` keeps the memory tier only.
+    pub table: Option<String>,
+    pub refresh_interval: Duration,
+    /// HealthLake calls per second for the whole fleet.
+    pub upstream_rate: u32,
+    pub max_stale: Duration,
+    pub table_timeout: Duration,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            table: None,
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            upstream_rate: DEFAULT_UPSTREAM_RATE,
+            max_stale: DEFAULT_MAX_STALE,
+            table_timeout: DEFAULT_TABLE_TIMEOUT,
+        }
+    }
 }
 
 impl Default for Config {
@@ -59,6 +97,7 @@ impl Default for Config {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             scope: ScopeConfig::default(),
             metrics_namespace: metrics::DEFAULT_NAMESPACE.to_owned(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -127,6 +166,7 @@ impl Config {
             None => metrics::DEFAULT_NAMESPACE.to_owned(),
             Some(v) => metrics::parse_namespace(&v).map_err(|r| err(metrics::NAMESPACE_VAR, r))?,
         };
+        let fleet = fleet_from(&get)?;
 
         Ok(Config {
             allowed_origins,
@@ -135,6 +175,7 @@ impl Config {
             max_attempts,
             scope: ScopeConfig::from_vars(&get)?,
             metrics_namespace,
+            fleet,
         })
     }
 
@@ -143,6 +184,53 @@ impl Config {
             .as_ref()
             .is_none_or(|set| set.contains(id))
     }
+}
+
+fn fleet_from(get: &impl Fn(&str) -> Option<String>) -> Result<FleetConfig, ConfigError> {
+    let err = |variable, reason: String| ConfigError { variable, reason };
+    let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
+        None => Ok(default),
+        Some(v) => parse_in_range(&v, min, max).map_err(|r| err(name, r)),
+    };
+    let table = get("STATUS_TABLE")
+        .map(|v| {
+            let v = v.trim().to_owned();
+            // DynamoDB's rule for table names.
+            let ok = (3..=255).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if ok {
+                Ok(v)
+            } else {
+                Err(err(
+                    "STATUS_TABLE",
+                    format!("{v:?} is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)"),
+                ))
+            }
+        })
+        .transpose()?;
+    Ok(FleetConfig {
+        table,
+        refresh_interval: Duration::from_millis(number(
+            "REFRESH_INTERVAL_MS",
+            DEFAULT_REFRESH_INTERVAL.as_millis() as u64,
+            100,
+            300_000,
+        )?),
+        upstream_rate: number(
+            "UPSTREAM_RATE_PER_SEC",
+            u64::from(DEFAULT_UPSTREAM_RATE),
+            1,
+            1_000,
+        )? as u32,
+        max_stale: Duration::from_secs(number("MAX_STALE_SECS", DEFAULT_MAX_STALE.as_secs(), 0, 86_400)?),
+        table_timeout: Duration::from_millis(number(
+            "TABLE_TIMEOUT_MS",
+            DEFAULT_TABLE_TIMEOUT.as_millis() as u64,
+            10,
+            5_000,
+        )?),
+    })
 }
 
 fn split_list(v: &str) -> impl Iterator<Item = &str> {
@@ -192,6 +280,12 @@ mod tests {
         assert_eq!(c.upstream_timeout, Duration::from_secs(5));
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.metrics_namespace, "ExportJobStatus");
+        assert_eq!(c.fleet, FleetConfig::default());
+        assert_eq!(
+            from(&[("STATUS_TABLE", " ")]).unwrap().fleet.table,
+            None,
+            "an empty STATUS_TABLE keeps the memory tier only"
+        );
         assert_eq!(
             from(&[("ALLOWED_ORIGINS", ""), ("UPSTREAM_TIMEOUT_MS", " ")])
                 .unwrap()
@@ -208,8 +302,23 @@ mod tests {
             ("UPSTREAM_TIMEOUT_MS", "2500"),
             ("UPSTREAM_MAX_ATTEMPTS", "5"),
             ("METRICS_NAMESPACE", "Team/ExportJobs"),
+            ("STATUS_TABLE", "export-status-Table-1A2B.x_y"),
+            ("REFRESH_INTERVAL_MS", "5000"),
+            ("UPSTREAM_RATE_PER_SEC", "4"),
+            ("MAX_STALE_SECS", "120"),
+            ("TABLE_TIMEOUT_MS", "80"),
         ])
         .unwrap();
+        assert_eq!(
+            c.fleet,
+            FleetConfig {
+                table: Some("export-status-Table-1A2B.x_y".into()),
+                refresh_interval: Duration::from_secs(5),
+                upstream_rate: 4,
+                max_stale: Duration::from_secs(120),
+                table_timeout: Duration::from_millis(80),
+            }
+        );
         assert!(c.allowed_origins.allows("https://a.example.com"));
         assert!(c.allowed_origins.allows("http://localhost:3000"));
         assert!(!c.allowed_origins.allows("https://evil.example.com"));
@@ -237,6 +346,13 @@ mod tests {
             ("ALLOWED_ORIGINS", "https://*.example.com"),
             ("ALLOWED_DATASTORE_IDS", "ok,bad#id"),
             ("METRICS_NAMESPACE", "AWS/Lambda"),
+            ("STATUS_TABLE", "ab"),
+            ("STATUS_TABLE", "arn:aws:dynamodb:us-east-1:123456789012:table/t"),
+            ("REFRESH_INTERVAL_MS", "99"),
+            ("UPSTREAM_RATE_PER_SEC", "0"),
+            ("UPSTREAM_RATE_PER_SEC", "8.5"),
+            ("MAX_STALE_SECS", "-1"),
+            ("TABLE_TIMEOUT_MS", "5001"),
         ] {
             let e = from(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var, "{value}");

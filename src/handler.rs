@@ -4,11 +4,12 @@
 use crate::cache::TerminalCache;
 use crate::config::Config;
 use crate::error::{Error, UpstreamError, UpstreamKind};
+use crate::fleet::{self, Shared};
 use crate::ids::{DatastoreId, JobId};
 use crate::job::JobView;
 use crate::response::Reply;
 use crate::scope::{Caller, Scope};
-use crate::{metrics, route, upstream};
+use crate::{metrics, response, route, upstream};
 use aws_sdk_healthlake::Client;
 use futures_util::FutureExt;
 use lambda_http::http::{header, Method, StatusCode};
@@ -29,6 +30,8 @@ pub struct App {
     cache: TerminalCache,
     /// Who may read which datastore; `main` connects it to the status table.
     scope: Scope,
+    /// The shared tier, when `STATUS_TABLE` is set.
+    fleet: Option<Shared>,
 }
 
 impl App {
@@ -38,6 +41,7 @@ impl App {
             scope: Scope::new(config.scope.clone()),
             config,
             cache: TerminalCache::default(),
+            fleet: None,
         }
     }
 
@@ -45,6 +49,19 @@ impl App {
     /// (see `scope`); without this, API-key callers read nothing.
     pub fn connect_status_table(&mut self, sdk: &aws_config::SdkConfig) {
         self.scope.connect(sdk);
+    }
+
+    /// With the shared tier on `STATUS_TABLE`, its DynamoDB client built from the same SDK
+    /// configuration; without the variable, the app as [`App::new`] makes it.
+    pub fn with_fleet(mut self, sdk: &aws_config::SdkConfig) -> Self {
+        if let Some(table) = self.config.fleet.table.clone() {
+            self.fleet = Some(Shared::new(
+                fleet::dynamodb_client(sdk, &self.config),
+                table,
+                &self.config,
+            ));
+        }
+        self
     }
 }
 
@@ -58,6 +75,8 @@ struct Trace {
     upstream_calls: Option<u32>,
     /// Whether the memory cache answered, where it was asked.
     memory_cache_hit: Option<bool>,
+    /// With the shared tier: which tier answered (memory, table, healthlake, stale).
+    tier: Option<&'static str>,
     /// "granted", or why the caller was refused (`scope::Denial`).
     access: Option<&'static str>,
     /// The partner's label from its mapping.
@@ -102,12 +121,15 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         status = status.as_u16(),
         upstream_error = upstream_code.as_deref(),
         trace_id = xray_root(&req),
+        tier = trace.tier,
         Outcome = slug.unwrap_or(if status == StatusCode::NOT_MODIFIED { "not-modified" } else { "ok" }),
         ServerErrors = u8::from(status.is_server_error()),
         Latency = started.elapsed().as_secs_f64() * 1000.0,
         UpstreamLatency = trace.upstream_ms,
         UpstreamCalls = trace.upstream_calls,
         MemoryCacheHits = trace.memory_cache_hit.map(u8::from),
+        SharedTableHits = trace.tier.map(|t| u8::from(t == "table")),
+        StaleAnswers = trace.tier.map(|t| u8::from(t == "stale")),
         "request"
     );
     resp
@@ -141,7 +163,24 @@ async fn respond(
     trace.partner = grant.partner;
     let fields = grant.fields;
 
-    let cached = app.cache.get(&datastore, &job, fields);
+    if let Some(shared) = &app.fleet {
+        // Too close to the deadline for HealthLake, memory and the table may still answer.
+        let budget = upstream_budget(app.config.upstream_timeout, req).unwrap_or(Duration::ZERO);
+        let served = shared
+            .lookup(&app.client, &app.cache, &datastore, &job, budget)
+            .await?;
+        trace.memory_cache_hit = Some(served.tier == "memory");
+        trace.upstream_ms = served.upstream.map(|(ms, _)| ms);
+        trace.upstream_calls = served.upstream.map(|(_, calls)| calls);
+        trace.tier = Some(served.tier);
+        let rendered = fields.restrict(served.rendered)?;
+        let resp = reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch());
+        return Ok(match served.checked_ms {
+            Some(checked) => response::as_of(resp, &fleet::checked_at(checked), fleet::age_secs(checked)),
+            None => resp,
+        });
+    }
+    let cached = app.cache.get(&datastore, &job);
     trace.memory_cache_hit = Some(cached.is_some());
     let rendered = match cached {
         Some(hit) => hit,
@@ -151,14 +190,13 @@ async fn respond(
             let (answer, calls) = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
             trace.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
             trace.upstream_calls = Some(calls);
-            let mut view = JobView::from_sdk(&datastore, &job, &answer?)?;
-            fields.apply(&mut view);
-            let rendered = Arc::new(view.render());
-            app.cache
-                .insert_if_terminal(&datastore, &job, fields, rendered.clone());
+            let rendered = Arc::new(JobView::from_sdk(&datastore, &job, &answer?)?.render());
+            app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
             rendered
         }
     };
+    // Both caches hold the whole document; what this caller may not see goes here.
+    let rendered = fields.restrict(rendered)?;
     Ok(reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch()))
 }
 

@@ -6,7 +6,7 @@ use crate::ids::{DatastoreId, JobId};
 use crate::redact::scrub;
 use aws_sdk_healthlake::types::{ExportJobProperties, JobStatus, OutputDataConfig};
 use aws_smithy_types::DateTime;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
@@ -24,8 +24,8 @@ pub fn is_terminal(status: &JobStatus) -> bool {
     )
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct JobView {
     pub(crate) datastore_id: String,
     pub(crate) job_id: String,
@@ -97,12 +97,35 @@ impl JobView {
 
     pub(crate) fn render(&self) -> RenderedJob {
         let body = serde_json::to_string(self).expect("a JobView always serializes");
+        RenderedJob::from_body(body, self.terminal, self.submitted_epoch)
+    }
+}
+
+impl RenderedJob {
+    /// A body rendered earlier (kept in the shared table), with its ETag computed again.
+    pub fn from_body(body: String, terminal: bool, submitted_epoch: i64) -> RenderedJob {
         RenderedJob {
             etag: etag_of(body.as_bytes()),
             body,
-            terminal: self.terminal,
-            submitted_epoch: self.submitted_epoch,
+            terminal,
+            submitted_epoch,
         }
+    }
+
+    /// This document without `outputS3Uri`, rendered again, or `None` when it has none. Read
+    /// back through the view, so the member order (and so the ETag) is the one every
+    /// environment renders. `Err` only if the body is not a job document, which it always is.
+    pub(crate) fn without_output_uri(&self) -> Option<Result<RenderedJob, ()>> {
+        if !self.body.contains("\"outputS3Uri\"") {
+            return None;
+        }
+        let mut view: JobView = match serde_json::from_str(&self.body) {
+            Ok(view) => view,
+            Err(_) => return Some(Err(())),
+        };
+        view.output_s3_uri.take()?;
+        view.submitted_epoch = self.submitted_epoch;
+        Some(Ok(view.render()))
     }
 }
 

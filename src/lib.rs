@@ -2,9 +2,11 @@
 //!
 //! A request flows `lambda_event` (the Lambda event in, its answer out) → `handler` → `route`
 //! (where the ids are) → `ids` (are they valid) → `cache` or `upstream` (HealthLake) → `job`
-//! (what to tell, with `redact`) → `response` (the HTTP answer). `error` is the one enum for
-//! everything that can go wrong, and its table of answers. `scope` decides who may read which
-//! datastore, and which fields they are told.
+//! (what to tell, with `redact`) → `response` (the HTTP answer). `scope` decides who may read
+//! which datastore, and which fields they are told. With `STATUS_TABLE` set, `fleet` stands
+//! between the handler and `upstream`: the shared tier and the fleet-wide HealthLake budget
+//! (docs/fleet.md). `error` is the one enum for everything that can go wrong, and its table of
+//! answers.
 //!
 //! Modules are public where the local run, the tests, the benchmark or the fuzzers need them;
 //! everything else is `pub(crate)`, so that the compiler points at dead code.
@@ -12,6 +14,7 @@
 mod cache;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod handler;
 pub mod ids;
 pub mod job;

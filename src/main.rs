@@ -30,7 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .credentials_provider(upstream::EnvironmentFirst::default())
         .load()
         .await;
-    let mut app = App::new(Client::new(&sdk), config);
+    let mut app = App::new(Client::new(&sdk), config).with_fleet(&sdk);
     app.connect_status_table(&sdk);
     let app: &'static App = Box::leak(Box::new(app));
     lambda_event::run(app).await

@@ -78,6 +78,9 @@ pub const METRICS: &[Metric] = &[
     metric("UpstreamLatency", Unit::Milliseconds, false),
     metric("UpstreamCalls", Unit::Count, false),
     metric("MemoryCacheHits", Unit::Count, false),
+    // With the shared tier (docs/fleet.md): answered from the table, or a stale answer served.
+    metric("SharedTableHits", Unit::Count, false),
+    metric("StaleAnswers", Unit::Count, false),
 ];
 
 /// `METRICS_NAMESPACE` as CloudWatch accepts it: 1 to 255 of letters, digits and `.-_/#: `, and

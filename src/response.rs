@@ -135,7 +135,7 @@ impl Reply {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static("ETag, Retry-After"),
+                HeaderValue::from_static("ETag, Retry-After, Age"),
             );
         }
         if self.head {
@@ -143,6 +143,24 @@ impl Reply {
         }
         resp
     }
+}
+
+/// Marks an answer about a running job that was not read from HealthLake for this request: its
+/// `Age` (RFC 9111, whole seconds) and, in a 200's body, `checkedAt`, when HealthLake was read.
+/// The ETag stays the one of the job's state, so a poller still gets 304 while nothing changed.
+pub fn as_of(mut resp: Response<Body>, checked_at: &str, age_secs: u64) -> Response<Body> {
+    resp.headers_mut()
+        .insert(header::AGE, HeaderValue::from(age_secs));
+    if let Body::Text(body) = resp.body_mut() {
+        // The job document is one JSON object rendered by us: the member goes before its end.
+        if body.ends_with('}') {
+            body.pop();
+            body.push_str(",\"checkedAt\":\"");
+            body.push_str(checked_at);
+            body.push_str("\"}");
+        }
+    }
+    resp
 }
 
 #[derive(Serialize)]

@@ -16,8 +16,9 @@
 //! minute). docs/partners.md has the item's shape and why it is read this way.
 
 use crate::config::ConfigError;
+use crate::error::Error;
 use crate::ids::DatastoreId;
-use crate::job::JobView;
+use crate::job::RenderedJob;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::request::RequestContext;
@@ -60,10 +61,17 @@ pub enum Fields {
 }
 
 impl Fields {
-    /// Leaves out of `view` what this caller may not be told.
-    pub(crate) fn apply(self, view: &mut JobView) {
-        if self == Fields::WithoutOutputUri {
-            view.output_s3_uri = None;
+    /// The answer this caller may be told: the cached document as it is, or re-rendered without
+    /// what the caller may not see (its own body, so its own ETag). The caches hold the whole
+    /// document, so no caller's answer is ever served to another kind of caller.
+    pub(crate) fn restrict(self, rendered: Arc<RenderedJob>) -> Result<Arc<RenderedJob>, Error> {
+        match self {
+            Fields::All => Ok(rendered),
+            Fields::WithoutOutputUri => match rendered.without_output_uri() {
+                Some(Ok(narrower)) => Ok(Arc::new(narrower)),
+                Some(Err(())) => Err(Error::Internal),
+                None => Ok(rendered),
+            },
         }
     }
 }

@@ -107,14 +107,36 @@ pub(crate) async fn describe_export_job(
     job: &JobId,
     budget: Duration,
 ) -> (Result<ExportJobProperties, UpstreamError>, u32) {
+    describe_export_job_with(client, datastore, job, budget, None).await
+}
+
+/// As [`describe_export_job`], with at most `max_attempts` attempts instead of the configured
+/// number: the fleet tier makes one when it has an answer to fall back on (docs/fleet.md).
+/// Returns the answer and how many requests went on the wire.
+pub(crate) async fn describe_export_job_with(
+    client: &Client,
+    datastore: &DatastoreId,
+    job: &JobId,
+    budget: Duration,
+    max_attempts: Option<u32>,
+) -> (Result<ExportJobProperties, UpstreamError>, u32) {
     let attempts = CountAttempts::default();
-    let call = client
+    let mut call = client
         .describe_fhir_export_job()
         .datastore_id(datastore.as_str())
         .job_id(job.as_str())
         .customize()
-        .interceptor(attempts.clone())
-        .send();
+        .interceptor(attempts.clone());
+    if let Some(n) = max_attempts {
+        call = call.config_override(
+            aws_sdk_healthlake::Config::builder().retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(n)
+                    .with_initial_backoff(INITIAL_BACKOFF),
+            ),
+        );
+    }
+    let call = call.send();
     let result = match tokio::time::timeout(budget, call).await {
         Err(_elapsed) => Err(UpstreamError::new(UpstreamKind::Timeout, "Timeout")),
         Ok(Err(err)) => Err(classify(&err)),

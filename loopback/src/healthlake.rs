@@ -54,6 +54,14 @@ pub enum Reply {
     Drop,
     /// A job that moves on with time (see `Reply::moving`).
     Moving(Arc<Moving>),
+    /// 200 with this job, its `JobName` suffixed `-v<n>` where n counts whole periods since the
+    /// Unix epoch: a job that changes over time, so that a caller can tell how stale an answer is.
+    Versioned(Value, Duration),
+}
+
+/// The version a [`Reply::Versioned`] job with this period shows at `epoch_ms`.
+pub fn version_at(epoch_ms: u128, period: Duration) -> u128 {
+    epoch_ms / period.as_millis().max(1)
 }
 
 impl Reply {
@@ -166,6 +174,32 @@ struct State {
     jobs: HashMap<String, (String, Vec<Reply>, usize)>,
     calls: Vec<Call>,
     connections: Vec<JoinHandle<()>>,
+    /// HealthLake's per-account quota, when set: calls beyond it are throttled.
+    bucket: Option<Bucket>,
+    throttled: usize,
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst` kept.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: std::time::Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A running stand-in. It serves on its own thread, so it works from sync and async tests alike,
@@ -219,6 +253,28 @@ impl StandIn {
             job_id,
             vec![Reply::Job(job(datastore, job_id, status))],
         );
+    }
+
+    /// Enforces a quota as HealthLake does (about 10 calls a second per account): a token bucket
+    /// of `rate` calls a second holding at most `burst`; a call without a token gets
+    /// `ThrottlingException` (HTTP 400) and is counted in [`throttled`](Self::throttled).
+    pub fn limit_rate(&self, rate: f64, burst: f64) {
+        self.lock().bucket = Some(Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: std::time::Instant::now(),
+        });
+    }
+
+    /// How many calls the quota has throttled.
+    pub fn throttled(&self) -> usize {
+        self.lock().throttled
+    }
+
+    /// How many calls arrived, throttled ones included.
+    pub fn call_count(&self) -> usize {
+        self.lock().calls.len()
     }
 
     /// Every call received so far.
@@ -320,6 +376,9 @@ async fn answer(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             Reply::error(400, "MissingAuthenticationTokenException")
         } else if call.datastore_id.is_none() || call.job_id.is_none() {
             Reply::error(400, "ValidationException")
+        } else if !s.bucket.as_mut().is_none_or(Bucket::take) {
+            s.throttled += 1;
+            Reply::error(400, "ThrottlingException")
         } else {
             match s.jobs.get_mut(call.job_id.as_deref().unwrap_or_default()) {
                 Some((ds, script, next)) if Some(ds.as_str()) == call.datastore_id.as_deref() => {
@@ -368,6 +427,14 @@ async fn render(reply: Reply) -> Result<Response<Body>, std::io::Error> {
             Reply::HangAfterHeaders => streamed(Never.boxed()),
             Reply::Huge(len) => streamed(Filler { left: len }.boxed()),
             Reply::Drop => return Err(std::io::Error::other("dropped on purpose")),
+            Reply::Versioned(mut props, period) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let name = props["JobName"].as_str().unwrap_or("export").to_owned();
+                props["JobName"] = json!(format!("{name}-v{}", version_at(now, period)));
+                full(200, json!({ "ExportJobProperties": props }).to_string())
+            }
         });
     }
 }

@@ -2,6 +2,7 @@
 //! benchmark. Nothing here ever reaches a real AWS endpoint.
 
 pub mod healthlake;
+pub mod moto;
 pub mod runtime_api;
 
 use std::net::SocketAddr;

@@ -25,7 +25,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -125,11 +125,17 @@ struct State {
     /// Every body posted to `/invocation/{id}/error`, by request id, accepted or not.
     error_posts: Vec<(String, Value)>,
     init_errors: Vec<Value>,
+    /// Callers of [`RuntimeApi::invoke_async`] waiting for their answer, by request id.
+    waiters: HashMap<String, oneshot::Sender<Outcome>>,
 }
 
 impl State {
+    /// Searched from the newest: the one asked about is nearly always among the last few.
     fn invocation(&mut self, request_id: &str) -> Option<&mut Invocation> {
-        self.invocations.iter_mut().find(|i| i.request_id == request_id)
+        self.invocations
+            .iter_mut()
+            .rev()
+            .find(|i| i.request_id == request_id)
     }
 }
 
@@ -238,6 +244,49 @@ impl RuntimeApi {
                 .wait_timeout(state, give_up - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+        }
+    }
+
+    /// [`invoke`](Self::invoke) for an async caller: queues `event` at once and returns a future
+    /// of its outcome, so that one task can keep many invocations in flight (a load driver).
+    pub fn invoke_async(
+        &self,
+        event: Value,
+        deadline: Duration,
+    ) -> impl std::future::Future<Output = Outcome> {
+        let request_id = new_request_id();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.shared.lock();
+            state.queue.push_back(Queued {
+                request_id: request_id.clone(),
+                event: Bytes::from(event.to_string()),
+                budget: deadline,
+            });
+            state.invocations.push(Invocation {
+                request_id: request_id.clone(),
+                queued: Instant::now(),
+                delivered: None,
+                deadline: None,
+                answered: None,
+                outcome: Outcome::NoAnswer,
+                trace_id: None,
+            });
+            state.waiters.insert(request_id.clone(), tx);
+        }
+        self.shared.queued.notify_waiters();
+        let shared = self.shared.clone();
+        async move {
+            let waited = tokio::time::timeout(DELIVERY_TIMEOUT + deadline + ANSWER_GRACE, rx).await;
+            match waited {
+                Ok(Ok(outcome)) => outcome,
+                _ => {
+                    let mut state = shared.lock();
+                    state.waiters.remove(&request_id);
+                    state.queue.retain(|q| q.request_id != request_id);
+                    Outcome::NoAnswer
+                }
+            }
         }
     }
 
@@ -403,7 +452,19 @@ fn record_answer(shared: &Shared, request_id: &str, outcome: Outcome) -> Respons
         );
     }
     inv.answered = Some(Instant::now());
-    inv.outcome = outcome;
+    // An async caller gets the outcome itself; its record keeps only the timestamps, so that a
+    // long load run does not hold every answer in memory.
+    let waiter = state.waiters.remove(request_id);
+    match waiter {
+        Some(waiter) => {
+            let _ = waiter.send(outcome);
+        }
+        None => {
+            if let Some(inv) = state.invocation(request_id) {
+                inv.outcome = outcome;
+            }
+        }
+    }
     shared.changed.notify_all();
     accepted()
 }

@@ -394,7 +394,7 @@ async fn head_options_and_other_methods() {
     );
     assert_eq!(
         header(&resp, "access-control-expose-headers"),
-        Some("ETag, Retry-After")
+        Some("ETag, Retry-After, Age")
     );
 
     let mut from_elsewhere = get(&path);

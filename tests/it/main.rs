@@ -7,6 +7,8 @@
 //!   sample events of `events/`), `properties` (property tests).
 //! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`, `scoping` (partner
 //!   and IAM callers, with moto's DynamoDB from `dynamodb`).
+//! - `fleet`: the shared tier against moto (a DynamoDB-compatible server it starts), in-process
+//!   and across processes of the binary.
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
 //!   error table).
 //! - `operations`: the trace header, and the template's alarms and dashboard against the metrics
@@ -21,6 +23,7 @@ mod contract;
 mod e2e;
 mod events;
 mod faults;
+mod fleet;
 mod log_secrets;
 mod operations;
 mod problems;

@@ -1,7 +1,7 @@
 //! The SAM template's IAM, read as YAML: the function's role may call exactly
-//! The SAM template's IAM, read as YAML: the function's role may call exactly
-//! `healthlake:DescribeFHIRExportJob`, on the datastores the deployment names, and read partner
-//! items of its own status table, and nothing else; no IAM statement anywhere in the template
+//! `healthlake:DescribeFHIRExportJob`, on the datastores the deployment names, and read and
+//! write its own status table's items (partner mappings; the fleet's job answers and budget), and
+//! nothing else; no IAM statement anywhere in the template
 //! has a wildcard action or `Resource: "*"`, but the one that lets Lambda send X-Ray segments,
 //! which has no resource-level permissions. The caller policy docs/partners.md gives IAM callers
 //! names one datastore's path, built from the prefix the template outputs.
@@ -210,14 +210,24 @@ fn the_function_may_only_describe_export_jobs_on_named_datastores() {
                     assert_eq!(arns.len(), 1, "one datastore per statement: {st:?}");
                     datastores.push(datastore_of(arns[0]));
                 }
-                // The partner mapping: GetItem on its own status table, partner items only.
+                // Items of its own status table only: partner mappings it may read, and the
+                // shared tier's job answers and budget, which it may read and update.
                 Some("dynamodb") => {
-                    assert_eq!(*action, "dynamodb:GetItem");
                     let r = tag(&st["Resource"], "!GetAtt").expect("the table's ARN");
                     assert_eq!(r.value.as_str(), Some("StatusTable.Arn"));
-                    let keys = &st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
-                    assert_eq!(items(keys).len(), 1, "{st:?}");
-                    assert_eq!(items(keys)[0].as_str(), Some("apikey#*"));
+                    let keys: Vec<&str> =
+                        items(&st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+                            .iter()
+                            .map(|k| k.as_str().unwrap())
+                            .collect();
+                    match keys.as_slice() {
+                        ["apikey#*"] => assert_eq!(*action, "dynamodb:GetItem"),
+                        ["job#*", "budget#*"] => assert!(
+                            ["dynamodb:GetItem", "dynamodb:UpdateItem"].contains(action),
+                            "{action}"
+                        ),
+                        other => panic!("{action} on items {other:?}"),
+                    }
                 }
                 // Its own log group only.
                 Some("logs") => {
@@ -404,4 +414,40 @@ fn the_documented_iam_caller_policy_names_one_datastore_path() {
     methods.sort_unstable();
     assert_eq!(methods, ["GET", "HEAD"], "{resources:?}");
     assert_eq!(datastores.len(), 1, "one datastore per policy: {datastores:?}");
+}
+
+#[test]
+fn the_status_table_is_on_demand_encrypted_with_ttl_and_named_to_the_function() {
+    let t = template();
+    let table = &t["Resources"]["StatusTable"];
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(p["KeySchema"][0]["AttributeName"].as_str(), Some("pk"));
+    assert_eq!(items(&p["KeySchema"]).len(), 1, "a partition key only");
+    assert_eq!(
+        p["TimeToLiveSpecification"]["AttributeName"].as_str(),
+        Some("expiresAt")
+    );
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true));
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true));
+    let vars = &t["Resources"]["ExportJobStatusFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        tag(&vars["STATUS_TABLE"], "!Ref").and_then(|r| r.value.as_str()),
+        Some("StatusTable")
+    );
+    // Every fleet setting is a template parameter.
+    for (var, param) in [
+        ("REFRESH_INTERVAL_MS", "RefreshIntervalMs"),
+        ("UPSTREAM_RATE_PER_SEC", "UpstreamRatePerSec"),
+        ("MAX_STALE_SECS", "MaxStaleSecs"),
+        ("TABLE_TIMEOUT_MS", "TableTimeoutMs"),
+    ] {
+        assert_eq!(
+            tag(&vars[var], "!Ref").and_then(|r| r.value.as_str()),
+            Some(param),
+            "{var}"
+        );
+        assert!(t["Parameters"][param].is_mapping(), "{param}");
+    }
 }

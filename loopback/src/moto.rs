@@ -1,0 +1,166 @@
+//! A DynamoDB-compatible server on loopback: moto in server mode (PyPI `moto[server]`, installed
+//! by `scripts/moto.sh`), started on a free port and killed when dropped. The function reaches it
+//! through `AWS_ENDPOINT_URL_DYNAMODB`, with the real SDK client, signing and all.
+//!
+//! Tables are made here with plain awsJson1_0 calls (`DynamoDB_20120810.CreateTable`), as the
+//! template makes its one table: partition key `pk` (String), on demand, TTL on `expiresAt`.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long moto may take to start (it imports a lot of Python).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// moto's own `moto.server`, with one difference: requests are handled one at a time. moto's
+/// server answers each request on a thread of its own and its DynamoDB backend takes no lock, so
+/// two conditional writes to one item can both pass their condition (seen in the lease test);
+/// DynamoDB applies writes to an item one at a time, and the function relies on that.
+const SERIALIZED_SERVER: &str = r#"
+import sys, threading
+from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import run_simple
+app = DomainDispatcherApplication(create_backend_app)
+lock = threading.Lock()
+def serialized(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True, request_handler=MotoRequestHandler)
+"#;
+
+pub struct Moto {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Moto {
+    /// Starts moto's server (see [`SERIALIZED_SERVER`]) with `python3` (or `$MOTO_PYTHON`) on a
+    /// free port and waits until it answers.
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(&python)
+            .args(["-c", SERIALIZED_SERVER, "127.0.0.1", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start moto with {python} (run scripts/moto.sh): {e}"));
+        let mut moto = Moto {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let until = Instant::now() + START_TIMEOUT;
+        loop {
+            if moto.call("ListTables", &json!({})).is_ok() {
+                return moto;
+            }
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!("moto exited at start ({status}): is moto[server] installed? run scripts/moto.sh");
+            }
+            assert!(
+                Instant::now() < until,
+                "moto did not answer within {START_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The endpoint URL, for `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Creates the function's table under `name` and turns its TTL on.
+    pub fn create_table(&self, name: &str) {
+        self.call(
+            "CreateTable",
+            &json!({
+                "TableName": name,
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            }),
+        )
+        .unwrap_or_else(|e| panic!("CreateTable {name}: {e}"));
+        self.call(
+            "UpdateTimeToLive",
+            &json!({
+                "TableName": name,
+                "TimeToLiveSpecification": {"Enabled": true, "AttributeName": "expiresAt"},
+            }),
+        )
+        .unwrap_or_else(|e| panic!("UpdateTimeToLive {name}: {e}"));
+    }
+
+    /// One DynamoDB call (`operation` as in `X-Amz-Target: DynamoDB_20120810.<operation>`);
+    /// the answer's JSON, or the error's status and body.
+    pub fn call(&self, operation: &str, input: &Value) -> Result<Value, String> {
+        let body = input.to_string();
+        let mut conn = TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            conn,
+            "POST / HTTP/1.1\r\nhost: {}\r\ncontent-type: application/x-amz-json-1.0\r\n\
+             x-amz-target: DynamoDB_20120810.{operation}\r\n\
+             authorization: AWS4-HMAC-SHA256 Credential=AKIDLOOPBACK/20240101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+        let (head, payload) = answer.split_once("\r\n\r\n").ok_or("no HTTP answer")?;
+        let ok = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+        // Whatever the framing (moto may answer chunked), the JSON is the payload's object.
+        let json = payload
+            .find('{')
+            .and_then(|s| payload.rfind('}').map(|e| &payload[s..=e]))
+            .unwrap_or("{}");
+        if ok {
+            serde_json::from_str(json).map_err(|e| format!("{e}: {json}"))
+        } else {
+            Err(format!("{}: {json}", head.lines().next().unwrap_or_default()))
+        }
+    }
+
+    /// The item under `pk` in `table`, in DynamoDB's JSON, if there is one.
+    pub fn get_item(&self, table: &str, pk: &str) -> Option<Value> {
+        let out = self
+            .call(
+                "GetItem",
+                &json!({"TableName": table, "Key": {"pk": {"S": pk}}, "ConsistentRead": true}),
+            )
+            .expect("GetItem");
+        out.get("Item").cloned()
+    }
+
+    /// Writes `item` (DynamoDB's JSON) as it is: for tests that plant bad items.
+    pub fn put_item(&self, table: &str, item: Value) {
+        self.call("PutItem", &json!({"TableName": table, "Item": item}))
+            .expect("PutItem");
+    }
+
+    /// Stops moto as an outage would (the port then refuses connections).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,345 @@
+//! The shared table (DynamoDB): one item per job the fleet has answered, plus the budget item.
+//! Every call has its own small time budget and no retries: a table that is slow or failing is
+//! one the function goes on without, never one it waits for.
+//!
+//! A job item (`pk = "job#<datastoreId>#<jobId>"`; `#` cannot occur in either id):
+//! - `body` (S): the job document exactly as rendered from HealthLake's answer (its ETag is
+//!   recomputed from it, so the two can never disagree);
+//! - `submitted` (N): the job's submit time, epoch seconds, for the poll hint;
+//! - `checkedAt` (N): when HealthLake was read, epoch milliseconds;
+//! - `leaseUntil` (N, optional): until when one environment is refreshing it, epoch ms;
+//! - `expiresAt` (N): the table's TTL, epoch seconds;
+//! - `v` (N): this layout's version, 1.
+//!
+//! An item is used only if every member is there with its type, its body is a job document for
+//! exactly the job asked about, and it says the same about terminality as its status does:
+//! anything else is treated as no item (and logged), and is overwritten by the next refresh.
+
+use crate::ids::{DatastoreId, JobId};
+use crate::job::{self, RenderedJob};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+const LAYOUT_VERSION: &str = "1";
+/// A job document is about a kilobyte; anything far larger is not one of ours.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Terminal jobs never change: keep them for a week.
+pub(crate) const TERMINAL_TTL_DAYS: i64 = 7;
+/// A running job's item outlives any answer worth serving; it is rewritten on every refresh.
+pub(crate) const RUNNING_TTL_DAYS: i64 = 1;
+
+pub(crate) struct Table {
+    client: Client,
+    name: String,
+    timeout: Duration,
+}
+
+/// Why a table call did not give an answer: for the log line only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TableError(pub String);
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the table knows about one job.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JobItem {
+    pub(crate) rendered: Option<RenderedJob>,
+    pub(crate) checked_ms: Option<i64>,
+    pub(crate) lease_until_ms: Option<i64>,
+}
+
+impl Table {
+    pub(crate) fn new(client: Client, name: String, timeout: Duration) -> Self {
+        Table {
+            client,
+            name,
+            timeout,
+        }
+    }
+
+    /// A strongly consistent read: the lease and the freshness it decides on must be current.
+    pub(crate) async fn get(&self, pk: &str) -> Result<Option<HashMap<String, AttributeValue>>, TableError> {
+        let call = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .consistent_read(true)
+            .send();
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(TableError("Timeout".into())),
+            Ok(Err(e)) => Err(describe(&e)),
+            Ok(Ok(out)) => Ok(out.item),
+        }
+    }
+
+    /// One conditional update. `Ok(false)`: the condition did not hold, nothing was written.
+    pub(crate) async fn update(
+        &self,
+        pk: &str,
+        update: &str,
+        condition: Option<&str>,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, TableError> {
+        let mut call = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_owned));
+        for (name, value) in values {
+            call = call.expression_attribute_values(*name, value.clone());
+        }
+        match tokio::time::timeout(self.timeout, call.send()).await {
+            Err(_) => Err(TableError("Timeout".into())),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e))
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Ok(Err(e)) => Err(describe(&e)),
+        }
+    }
+
+    pub(crate) async fn read_job(&self, ds: &DatastoreId, job: &JobId) -> Result<JobItem, TableError> {
+        let item = self.get(&job_key(ds, job)).await?.unwrap_or_default();
+        decode(ds, job, &item)
+    }
+
+    /// Takes the lease on refreshing `job` until `until_ms`, if no one holds it and the answer is
+    /// still older than `stale_before_ms` (an environment may have refreshed it meanwhile).
+    pub(crate) async fn lease_job(
+        &self,
+        ds: &DatastoreId,
+        job: &JobId,
+        now_ms: i64,
+        until_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<bool, TableError> {
+        self.update(
+            &job_key(ds, job),
+            "SET leaseUntil = :until, expiresAt = if_not_exists(expiresAt, :exp)",
+            Some(
+                "(attribute_not_exists(leaseUntil) OR leaseUntil < :now) \
+                 AND (attribute_not_exists(checkedAt) OR checkedAt < :staleBefore)",
+            ),
+            &[
+                (":until", num(until_ms)),
+                (":now", num(now_ms)),
+                (":staleBefore", num(stale_before_ms)),
+                (":exp", num(expires_in_days(now_ms, RUNNING_TTL_DAYS))),
+            ],
+        )
+        .await
+    }
+
+    /// Gives a lease back early (HealthLake failed): the next try may come at `retry_at_ms`.
+    pub(crate) async fn release_job(
+        &self,
+        ds: &DatastoreId,
+        job: &JobId,
+        held_until_ms: i64,
+        retry_at_ms: i64,
+    ) -> Result<bool, TableError> {
+        self.update(
+            &job_key(ds, job),
+            "SET leaseUntil = :retry",
+            Some("leaseUntil = :mine"),
+            &[(":retry", num(retry_at_ms)), (":mine", num(held_until_ms))],
+        )
+        .await
+    }
+
+    /// Stores a fresh answer, unless the table already has a newer one (`overwrite`: whatever it
+    /// has, for an item found unusable); ends any lease.
+    pub(crate) async fn store_job(
+        &self,
+        ds: &DatastoreId,
+        job: &JobId,
+        rendered: &RenderedJob,
+        checked_ms: i64,
+        overwrite: bool,
+    ) -> Result<bool, TableError> {
+        let days = if rendered.terminal {
+            TERMINAL_TTL_DAYS
+        } else {
+            RUNNING_TTL_DAYS
+        };
+        self.update(
+            &job_key(ds, job),
+            "SET body = :body, submitted = :submitted, checkedAt = :checked, expiresAt = :exp, v = :v \
+             REMOVE leaseUntil",
+            (!overwrite).then_some("attribute_not_exists(checkedAt) OR checkedAt < :checked"),
+            &[
+                (":body", AttributeValue::S(rendered.body.clone())),
+                (":submitted", num(rendered.submitted_epoch)),
+                (":checked", num(checked_ms)),
+                (":exp", num(expires_in_days(checked_ms, days))),
+                (":v", AttributeValue::N(LAYOUT_VERSION.into())),
+            ],
+        )
+        .await
+    }
+}
+
+pub(crate) fn job_key(ds: &DatastoreId, job: &JobId) -> String {
+    format!("job#{}#{}", ds.as_str(), job.as_str())
+}
+
+pub(crate) fn expires_in_days(now_ms: i64, days: i64) -> i64 {
+    now_ms / 1_000 + days * 86_400
+}
+
+fn num(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The members of a job document that say which job it is and whether it can still change.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Identity {
+    datastore_id: String,
+    job_id: String,
+    status: String,
+    terminal: bool,
+}
+
+/// Reads a job item; a malformed one is an error (logged by the caller) and is never served.
+pub(crate) fn decode(
+    ds: &DatastoreId,
+    job: &JobId,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<JobItem, TableError> {
+    let bad = |what: &str| TableError(format!("MalformedItem({what})"));
+    let number = |name: &str| -> Result<Option<i64>, TableError> {
+        match item.get(name) {
+            None => Ok(None),
+            Some(AttributeValue::N(n)) => n.parse().map(Some).map_err(|_| bad(name)),
+            Some(_) => Err(bad(name)),
+        }
+    };
+    let lease_until_ms = number("leaseUntil")?;
+    if !item.contains_key("body") {
+        // Only a lease so far (the first refresh of this job is under way), or nothing at all.
+        return Ok(JobItem {
+            rendered: None,
+            checked_ms: None,
+            lease_until_ms,
+        });
+    }
+    match item.get("v") {
+        Some(AttributeValue::N(v)) if v == LAYOUT_VERSION => {}
+        _ => return Err(bad("v")),
+    }
+    let Some(AttributeValue::S(body)) = item.get("body") else {
+        return Err(bad("body"));
+    };
+    let submitted = number("submitted")?.ok_or_else(|| bad("submitted"))?;
+    let checked_ms = number("checkedAt")?.ok_or_else(|| bad("checkedAt"))?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(bad("body"));
+    }
+    let id: Identity = serde_json::from_str(body).map_err(|_| bad("body"))?;
+    if id.datastore_id != ds.as_str() || id.job_id != job.as_str() {
+        return Err(bad("anotherJob"));
+    }
+    if id.terminal != job::is_terminal(&aws_sdk_healthlake::types::JobStatus::from(id.status.as_str()))
+        || !body.starts_with('{')
+        || !body.ends_with('}')
+    {
+        return Err(bad("body"));
+    }
+    Ok(JobItem {
+        rendered: Some(RenderedJob::from_body(body.clone(), id.terminal, submitted)),
+        checked_ms: Some(checked_ms),
+        lease_until_ms,
+    })
+}
+
+/// A token for the log: the service's error code, or what kind of failure it was.
+fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: &SdkError<E, R>) -> TableError {
+    TableError(match e {
+        SdkError::ServiceError(s) => s
+            .err()
+            .code()
+            .filter(|c| {
+                c.len() <= 64
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.#-".contains(&b))
+            })
+            .unwrap_or("ServiceError")
+            .to_owned(),
+        SdkError::TimeoutError(_) => "Timeout".into(),
+        SdkError::DispatchFailure(_) => "Unreachable".into(),
+        SdkError::ResponseError(_) => "UnparseableResponse".into(),
+        _ => "Failed".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (DatastoreId, JobId) {
+        (DatastoreId::parse("ds1").unwrap(), JobId::parse("job1").unwrap())
+    }
+
+    fn item(body: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".into(), AttributeValue::S("job#ds1#job1".into())),
+            ("body".into(), AttributeValue::S(body.into())),
+            ("submitted".into(), num(1_700_000_000)),
+            ("checkedAt".into(), num(1_700_000_100_000)),
+            ("v".into(), AttributeValue::N("1".into())),
+        ])
+    }
+
+    const GOOD: &str = r#"{"datastoreId":"ds1","jobId":"job1","status":"IN_PROGRESS","terminal":false,"submittedAt":"2023-11-14T22:13:20.123Z"}"#;
+
+    #[test]
+    fn reads_a_good_item() {
+        let (ds, job) = ids();
+        let got = decode(&ds, &job, &item(GOOD)).unwrap();
+        let rendered = got.rendered.unwrap();
+        assert_eq!(rendered.body, GOOD);
+        assert!(!rendered.terminal);
+        assert_eq!(got.checked_ms, Some(1_700_000_100_000));
+        assert_eq!(decode(&ds, &job, &HashMap::new()).unwrap().rendered, None);
+    }
+
+    #[test]
+    fn never_serves_a_bad_item() {
+        let (ds, job) = ids();
+        let another = GOOD.replace("job1", "job2");
+        let lying = GOOD.replace(r#""terminal":false"#, r#""terminal":true"#);
+        for body in ["", "[]", "{}", "null", &another, &lying, &format!("{GOOD} ")] {
+            assert!(decode(&ds, &job, &item(body)).is_err(), "{body}");
+        }
+        for (name, value) in [
+            ("v", AttributeValue::N("2".into())),
+            ("checkedAt", AttributeValue::S("soon".into())),
+            ("submitted", AttributeValue::N("1.5e".into())),
+            ("body", AttributeValue::N("1".into())),
+            ("leaseUntil", AttributeValue::Bool(true)),
+        ] {
+            let mut it = item(GOOD);
+            it.insert(name.into(), value);
+            assert!(decode(&ds, &job, &it).is_err(), "{name}");
+        }
+        let mut missing = item(GOOD);
+        missing.remove("checkedAt");
+        assert!(decode(&ds, &job, &missing).is_err());
+    }
+}
