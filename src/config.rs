@@ -3,6 +3,7 @@
 
 use crate::ids::DatastoreId;
 use crate::metrics;
+use crate::scope::ScopeConfig;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// `METRICS_NAMESPACE`: where the request lines' metrics go (see `metrics`).
     pub metrics_namespace: String,
+    /// Who may read what, and which fields they are told (see `scope`).
+    pub scope: ScopeConfig,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             metrics_namespace: metrics::DEFAULT_NAMESPACE.to_owned(),
+            scope: ScopeConfig::default(),
         }
     }
 }
@@ -130,6 +134,7 @@ impl Config {
             upstream_timeout,
             max_attempts,
             metrics_namespace,
+            scope: ScopeConfig::from_vars(&get)?,
         })
     }
 

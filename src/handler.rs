@@ -7,6 +7,7 @@ use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
 use crate::job::JobView;
 use crate::response::Reply;
+use crate::scope::{Caller, Scope};
 use crate::{metrics, route, upstream};
 use aws_sdk_healthlake::Client;
 use futures_util::FutureExt;
@@ -26,15 +27,24 @@ pub struct App {
     client: Client,
     config: Config,
     cache: TerminalCache,
+    /// Who may read which datastore; `main` connects it to the status table.
+    scope: Scope,
 }
 
 impl App {
     pub fn new(client: Client, config: Config) -> Self {
         App {
             client,
+            scope: Scope::new(config.scope.clone()),
             config,
             cache: TerminalCache::default(),
         }
+    }
+
+    /// Reads partner mappings from `STATUS_TABLE` through a DynamoDB client built from `sdk`
+    /// (see `scope`); without this, API-key callers read nothing.
+    pub fn connect_status_table(&mut self, sdk: &aws_config::SdkConfig) {
+        self.scope.connect(sdk);
     }
 }
 
@@ -48,6 +58,10 @@ struct Trace {
     upstream_calls: Option<u32>,
     /// Whether the memory cache answered, where it was asked.
     memory_cache_hit: Option<bool>,
+    /// "granted", or why the caller was refused (`scope::Denial`).
+    access: Option<&'static str>,
+    /// The partner's label from its mapping.
+    partner: Option<String>,
 }
 
 /// Answers one request. Never fails and never panics outward: a panic inside becomes a 500
@@ -56,7 +70,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let started = Instant::now();
     let reply = Reply::for_request(&req, request_id(&req), &app.config.allowed_origins);
     let mut trace = Trace::default();
-    let outcome = AssertUnwindSafe(respond(app, &req, &reply, &mut trace))
+    let caller = Caller::of(&req);
+    let outcome = AssertUnwindSafe(respond(app, &req, &caller, &reply, &mut trace))
         .catch_unwind()
         .await;
     let (resp, upstream_code, slug) = match outcome {
@@ -80,6 +95,10 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         method = %req.method(),
         datastore_id = trace.datastore_id.as_ref().map(DatastoreId::as_str),
         job_id = trace.job_id.as_ref().map(JobId::as_str),
+        caller_kind = caller.kind(),
+        caller_id = caller.id(),
+        partner = trace.partner.as_deref(),
+        access = trace.access,
         status = status.as_u16(),
         upstream_error = upstream_code.as_deref(),
         trace_id = xray_root(&req),
@@ -97,6 +116,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn respond(
     app: &App,
     req: &Request,
+    caller: &Caller,
     reply: &Reply,
     trace: &mut Trace,
 ) -> Result<Response<Body>, Error> {
@@ -112,8 +132,16 @@ async fn respond(
     if !app.config.datastore_allowed(&datastore) {
         return Err(Error::DatastoreNotAllowed);
     }
+    // Refused like a datastore that is not served: the answer tells nothing about what exists.
+    let grant = app.scope.authorize(caller, &datastore).await.map_err(|denial| {
+        trace.access = Some(denial.as_str());
+        Error::DatastoreNotAllowed
+    })?;
+    trace.access = Some("granted");
+    trace.partner = grant.partner;
+    let fields = grant.fields;
 
-    let cached = app.cache.get(&datastore, &job);
+    let cached = app.cache.get(&datastore, &job, fields);
     trace.memory_cache_hit = Some(cached.is_some());
     let rendered = match cached {
         Some(hit) => hit,
@@ -123,8 +151,11 @@ async fn respond(
             let (answer, calls) = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
             trace.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
             trace.upstream_calls = Some(calls);
-            let rendered = Arc::new(JobView::from_sdk(&datastore, &job, &answer?)?.render());
-            app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
+            let mut view = JobView::from_sdk(&datastore, &job, &answer?)?;
+            fields.apply(&mut view);
+            let rendered = Arc::new(view.render());
+            app.cache
+                .insert_if_terminal(&datastore, &job, fields, rendered.clone());
             rendered
         }
     };

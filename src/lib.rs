@@ -3,7 +3,8 @@
 //! A request flows `lambda_event` (the Lambda event in, its answer out) → `handler` → `route`
 //! (where the ids are) → `ids` (are they valid) → `cache` or `upstream` (HealthLake) → `job`
 //! (what to tell, with `redact`) → `response` (the HTTP answer). `error` is the one enum for
-//! everything that can go wrong, and its table of answers.
+//! everything that can go wrong, and its table of answers. `scope` decides who may read which
+//! datastore, and which fields they are told.
 //!
 //! Modules are public where the local run, the tests, the benchmark or the fuzzers need them;
 //! everything else is `pub(crate)`, so that the compiler points at dead code.
@@ -20,4 +21,5 @@ pub mod metrics;
 pub mod redact;
 mod response;
 pub mod route;
+mod scope;
 pub mod upstream;

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod https;
+mod trust;
 
 /// Connecting to a regional endpoint takes milliseconds; a connect that takes longer is better
 /// retried than waited for.
@@ -219,7 +220,7 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// An error code is a token (`ThrottlingException`); anything else from the wire is replaced
 /// before it reaches a log line.
-fn log_safe(code: &str) -> String {
+pub(crate) fn log_safe(code: &str) -> String {
     let ok = code.len() <= 64
         && code
             .bytes()

@@ -5,7 +5,8 @@
 //!   Lambda runs it.
 //! - In-process: `contract` (the HTTP contract, every row of the error table), `events` (the
 //!   sample events of `events/`), `properties` (property tests).
-//! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`.
+//! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`, `scoping` (partner
+//!   and IAM callers, with moto's DynamoDB from `dynamodb`).
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
 //!   error table).
 //! - `operations`: the trace header, and the template's alarms and dashboard against the metrics
@@ -13,6 +14,7 @@
 
 mod binary;
 mod common;
+mod dynamodb;
 mod emf;
 
 mod contract;
@@ -23,4 +25,5 @@ mod log_secrets;
 mod operations;
 mod problems;
 mod properties;
+mod scoping;
 mod template;

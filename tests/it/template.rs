@@ -1,7 +1,9 @@
 //! The SAM template's IAM, read as YAML: the function's role may call exactly
-//! `healthlake:DescribeFHIRExportJob`, on the datastores the deployment names and nothing else,
-//! and no IAM statement anywhere in the template has a wildcard action or `Resource: "*"`, but
-//! the one that lets Lambda send X-Ray segments, which has no resource-level permissions.
+//! `healthlake:DescribeFHIRExportJob`, on the datastores the deployment names, and read partner
+//! items of its own status table, and nothing else; no IAM statement anywhere in the template
+//! has a wildcard action or `Resource: "*"`, but the one that lets Lambda send X-Ray segments,
+//! which has no resource-level permissions. The caller policy docs/partners.md gives IAM callers
+//! names one datastore's path, built from the prefix the template outputs.
 
 use serde_yaml::value::TaggedValue;
 use serde_yaml::Value;
@@ -207,6 +209,15 @@ fn the_function_may_only_describe_export_jobs_on_named_datastores() {
                     assert_eq!(arns.len(), 1, "one datastore per statement: {st:?}");
                     datastores.push(datastore_of(arns[0]));
                 }
+                // The partner mapping: GetItem on its own status table, partner items only.
+                Some("dynamodb") => {
+                    assert_eq!(*action, "dynamodb:GetItem");
+                    let r = tag(&st["Resource"], "!GetAtt").expect("the table's ARN");
+                    assert_eq!(r.value.as_str(), Some("StatusTable.Arn"));
+                    let keys = &st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+                    assert_eq!(items(keys).len(), 1, "{st:?}");
+                    assert_eq!(items(keys)[0].as_str(), Some("apikey#*"));
+                }
                 // Its own log group only.
                 Some("logs") => {
                     assert!(
@@ -256,4 +267,140 @@ fn the_function_serves_exactly_the_datastores_its_role_may_read() {
         tag(parts[1], "!Ref").and_then(|r| r.value.as_str()),
         Some("DatastoreIds")
     );
+}
+
+/// The mapping under `key`, wherever it is in `v`.
+fn find<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Mapping(m) => m.iter().find_map(|(k, child)| {
+            if k.as_str() == Some(key) {
+                Some(child)
+            } else {
+                find(child, key)
+            }
+        }),
+        Value::Sequence(s) => s.iter().find_map(|c| find(c, key)),
+        Value::Tagged(t) => find(&t.value, key),
+        _ => None,
+    }
+}
+
+/// API Gateway's own errors are problems like the function's: JSON whose `status` member is the
+/// status they are sent with, and whose `type` is ours.
+#[test]
+fn every_gateway_response_is_a_problem_with_its_own_status() {
+    let t = template();
+    let responses = find(&t, "x-amazon-apigateway-gateway-responses").expect("gateway responses");
+    let responses = responses.as_mapping().unwrap();
+    assert!(responses.len() >= 14, "{} gateway responses", responses.len());
+    for (name, resp) in responses {
+        let status: u16 = resp["statusCode"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name:?} sets no statusCode"))
+            .parse()
+            .unwrap();
+        let template = resp["responseTemplates"]["application/json"].as_str().unwrap();
+        let body: serde_json::Value = serde_json::from_str(
+            &template
+                .replace("$context.requestId", "req")
+                .replace("$context.error.responseType", "TYPE"),
+        )
+        .unwrap_or_else(|e| panic!("{name:?}: not JSON ({e}): {template}"));
+        assert_eq!(body["status"], status, "{name:?}");
+        assert!(
+            body["type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("urn:problem-type:export-job-status:")),
+            "{name:?}"
+        );
+        assert_eq!(body["requestId"], "req", "{name:?}");
+    }
+}
+
+#[test]
+fn the_function_reads_its_mapping_from_the_table_the_template_creates() {
+    let t = template();
+    let env = &t["Resources"]["ExportJobStatusFunction"]["Properties"]["Environment"]["Variables"];
+    let table = tag(&env["STATUS_TABLE"], "!Ref").expect("STATUS_TABLE: !Ref <table>");
+    assert_eq!(table.value.as_str(), Some("StatusTable"));
+    let props = &t["Resources"]["StatusTable"]["Properties"];
+    assert_eq!(
+        t["Resources"]["StatusTable"]["Type"].as_str(),
+        Some("AWS::DynamoDB::Table")
+    );
+    assert_eq!(props["KeySchema"][0]["AttributeName"].as_str(), Some("pk"));
+    assert_eq!(props["KeySchema"][0]["KeyType"].as_str(), Some("HASH"));
+    assert_eq!(
+        props["AttributeDefinitions"][0]["AttributeType"].as_str(),
+        Some("S")
+    );
+    let mode = tag(&env["AUTH_MODE"], "!Ref").expect("AUTH_MODE: !Ref AuthMode");
+    assert_eq!(mode.value.as_str(), Some("AuthMode"));
+}
+
+/// The ```json block that follows `marker` in docs/partners.md.
+fn doc_json_after(marker: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/partners.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let after = &doc[doc
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in the doc"))..];
+    let start = after.find("```json\n").expect("a ```json block") + "```json\n".len();
+    let end = start + after[start..].find("```").expect("the block's end");
+    serde_json::from_str(&after[start..end]).expect("the block is JSON")
+}
+
+#[test]
+fn the_documented_iam_caller_policy_names_one_datastore_path() {
+    let policy = doc_json_after("<!-- caller-policy -->");
+    let statements = policy["Statement"].as_array().expect("Statement is a list");
+    assert_eq!(statements.len(), 1, "{policy}");
+    let st = &statements[0];
+    assert_eq!(st["Effect"], "Allow");
+    assert_eq!(st["Action"], "execute-api:Invoke", "one action, no wildcard");
+    assert!(st.get("NotResource").is_none() && st.get("NotAction").is_none());
+
+    // The prefix is what the template outputs, filled in: arn:aws:execute-api:<region>:<account>:<api>/<stage>.
+    let t = template();
+    let output = tag(&t["Outputs"]["ExecuteApiArnPrefix"]["Value"], "!Sub").expect("!Sub");
+    assert_eq!(
+        output.value.as_str(),
+        Some("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/${StageName}")
+    );
+    let prefix =
+        regex::Regex::new(r"^arn:aws:execute-api:[a-z0-9-]+:[0-9]{12}:[a-z0-9]{10}/[A-Za-z0-9_]+/").unwrap();
+
+    let resources: Vec<&str> = st["Resource"]
+        .as_array()
+        .expect("Resource is a list")
+        .iter()
+        .map(|r| r.as_str().expect("a string"))
+        .collect();
+    let mut methods = Vec::new();
+    let mut datastores = std::collections::BTreeSet::new();
+    for r in &resources {
+        let m = prefix
+            .find(r)
+            .unwrap_or_else(|| panic!("{r} does not start with the output prefix"));
+        let path = &r[m.end()..];
+        let (method, rest) = path.split_once('/').unwrap();
+        methods.push(method);
+        let ds = rest
+            .strip_prefix("datastores/")
+            .and_then(|r| r.strip_suffix("/export-jobs/*"))
+            .unwrap_or_else(|| panic!("{r}: not <prefix>/<METHOD>/datastores/<id>/export-jobs/*"));
+        // One literal datastore id: a wildcard (* or ?) there would reach every datastore.
+        assert!(
+            !ds.is_empty() && ds.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{r}: the datastore segment is not one id"
+        );
+        datastores.insert(ds);
+        assert!(
+            !r[..m.end()].contains(['*', '?']),
+            "{r}: a wildcard in the prefix"
+        );
+    }
+    methods.sort_unstable();
+    assert_eq!(methods, ["GET", "HEAD"], "{resources:?}");
+    assert_eq!(datastores.len(), 1, "one datastore per policy: {datastores:?}");
 }
