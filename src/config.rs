@@ -44,10 +44,10 @@ pub struct Config {
     pub allowed_datastores: Option<HashSet<DatastoreId>>,
     pub upstream_timeout: Duration,
     pub max_attempts: u32,
-    /// `METRICS_NAMESPACE`: where the request lines' metrics go (see `metrics`).
-    pub metrics_namespace: String,
     /// Who may read what, and which fields they are told (see `scope`).
     pub scope: ScopeConfig,
+    /// `METRICS_NAMESPACE`: where the request lines' metrics go (see `metrics`).
+    pub metrics_namespace: String,
 }
 
 impl Default for Config {
@@ -57,8 +57,8 @@ impl Default for Config {
             allowed_datastores: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
-            metrics_namespace: metrics::DEFAULT_NAMESPACE.to_owned(),
             scope: ScopeConfig::default(),
+            metrics_namespace: metrics::DEFAULT_NAMESPACE.to_owned(),
         }
     }
 }
@@ -133,8 +133,8 @@ impl Config {
             allowed_datastores,
             upstream_timeout,
             max_attempts,
-            metrics_namespace,
             scope: ScopeConfig::from_vars(&get)?,
+            metrics_namespace,
         })
     }
 

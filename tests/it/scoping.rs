@@ -475,7 +475,7 @@ fn iam_callers_are_logged_by_principal_id_and_answers_never_cross_caller_kinds()
     );
     assert_eq!(i1["access"], "granted");
     let i2 = lines.iter().find(|l| l["request_id"] == "i2").unwrap();
-    assert_eq!(i2["MemoryCacheHits"], 1, "{i2}");
+    assert_eq!(i2["MemoryCacheHits"], 1, "answered from the memory cache");
     assert_no_secret_in(&function);
     drop(function);
 
