@@ -447,7 +447,7 @@ fn iam_callers_are_logged_by_principal_id_and_answers_never_cross_caller_kinds()
     assert!(body_of(&partner).get("outputS3Uri").is_none());
     assert_ne!(rest_header(&partner, "etag"), Some(iam_etag.clone()));
 
-    // Both are now cached, each with its own fields.
+    // The whole document is cached once; each kind of caller gets its own rendering of it.
     let iam_again = posted(api.invoke(iam_event("i2", DS_A, "job-a"), DEADLINE), "iam again");
     assert_eq!(iam_again["body"], iam["body"]);
     let partner_again = posted(
@@ -455,7 +455,7 @@ fn iam_callers_are_logged_by_principal_id_and_answers_never_cross_caller_kinds()
         "again",
     );
     assert_eq!(partner_again["body"], partner["body"]);
-    assert_eq!(hl.calls_for("job-a"), 2, "one HealthLake call per rendering");
+    assert_eq!(hl.calls_for("job-a"), 1, "one HealthLake call for both kinds of caller");
     // In an IAM deployment an API-key event is still scoped by its mapping.
     assert_refused(
         &posted(
