@@ -15,8 +15,10 @@ pub enum Error {
     /// The path is not `/datastores/{datastoreId}/export-jobs/{jobId}`.
     NoRoute,
     MethodNotAllowed,
-    /// The Lambda event is not an HTTP event that lambda_http understands.
+    /// The Lambda event is not an HTTP event.
     NotAnHttpEvent,
+    /// An HTTP event whose request could not be read (lambda_http rejected it or panicked on it).
+    UnreadableRequest,
     /// A datastore outside `ALLOWED_DATASTORE_IDS`: answered like a missing one, so the list
     /// itself is not disclosed.
     DatastoreNotAllowed,
@@ -73,7 +75,9 @@ pub const RETRY_AFTER_BUSY_SECS: u32 = 1;
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidId { .. } | Error::NotAnHttpEvent => StatusCode::BAD_REQUEST,
+            Error::InvalidId { .. } | Error::NotAnHttpEvent | Error::UnreadableRequest => {
+                StatusCode::BAD_REQUEST
+            }
             Error::NoRoute | Error::DatastoreNotAllowed => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,6 +100,7 @@ impl Error {
             Error::NoRoute => "no-route",
             Error::MethodNotAllowed => "method-not-allowed",
             Error::NotAnHttpEvent => "not-an-http-event",
+            Error::UnreadableRequest => "unreadable-request",
             Error::DatastoreNotAllowed => "job-not-found",
             Error::Internal => "internal-error",
             Error::Upstream(u) => match u.kind {
@@ -116,6 +121,7 @@ impl Error {
             Error::NoRoute => "Not found",
             Error::MethodNotAllowed => "Method not allowed",
             Error::NotAnHttpEvent => "Not an HTTP event",
+            Error::UnreadableRequest => "Unreadable request",
             Error::DatastoreNotAllowed => "Export job not found",
             Error::Internal => "Internal error",
             Error::Upstream(u) => match u.kind {
@@ -139,6 +145,7 @@ impl Error {
             }
             Error::MethodNotAllowed => "Use GET, HEAD or OPTIONS.".to_owned(),
             Error::NotAnHttpEvent => "This function answers API Gateway, function URL and ALB HTTP events only.".to_owned(),
+            Error::UnreadableRequest => "The HTTP request in the event could not be read (for example a Host header or a body that cannot be decoded).".to_owned(),
             Error::DatastoreNotAllowed => {
                 "No such export job in this datastore, or the datastore is not served here.".to_owned()
             }

@@ -7,10 +7,12 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod event_source;
 pub mod handler;
 pub mod ids;
 pub mod job;
 pub mod logging;
+pub mod panic_log;
 pub mod response;
 pub mod route;
 pub mod runtime;
