@@ -39,7 +39,7 @@ step "sam build (arm64)" build arm64 template.yaml
 step "sam build (x86_64)" build x86_64 "$out/template-x86_64.yaml"
 
 # The test binaries are those `cargo test` built in the step before; only the function differs.
-binary_tests=(--test lambda_e2e --test faults --test log_secrets --test unreadable --test corpus)
+binary_tests=(--test it -- e2e:: faults:: log_secrets:: unreadable:: corpus::)
 step "compiled-binary tests against the x86_64 artifact" \
     env EXPORT_JOB_STATUS_BINARY="$PWD/$out/x86_64/ExportJobStatusFunction/bootstrap" \
     cargo test "${binary_tests[@]}"

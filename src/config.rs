@@ -2,12 +2,13 @@
 //! error that stops start-up with a message naming the variable, never a surprise at request time.
 
 use crate::ids::DatastoreId;
+use crate::scope::ScopeConfig;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(5_000);
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(5_000);
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// API Gateway gives up after 29 s; a budget above that could never be honoured.
 const MAX_UPSTREAM_TIMEOUT_MS: u64 = 29_000;
 const MAX_ATTEMPTS_LIMIT: u32 = 10;
@@ -30,7 +31,7 @@ impl AllowedOrigins {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         *self != AllowedOrigins::None
     }
 }
@@ -42,6 +43,8 @@ pub struct Config {
     pub allowed_datastores: Option<HashSet<DatastoreId>>,
     pub upstream_timeout: Duration,
     pub max_attempts: u32,
+    /// Who may read what, and which fields they are told (see `scope`).
+    pub scope: ScopeConfig,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             allowed_datastores: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            scope: ScopeConfig::default(),
         }
     }
 }
@@ -120,10 +124,11 @@ impl Config {
             allowed_datastores,
             upstream_timeout,
             max_attempts,
+            scope: ScopeConfig::from_vars(&get)?,
         })
     }
 
-    pub fn datastore_allowed(&self, id: &DatastoreId) -> bool {
+    pub(crate) fn datastore_allowed(&self, id: &DatastoreId) -> bool {
         self.allowed_datastores
             .as_ref()
             .is_none_or(|set| set.contains(id))

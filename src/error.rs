@@ -1,7 +1,10 @@
-//! Everything that can go wrong with a request, in one enum. `response::problem` turns it into
-//! the caller's answer in exactly one place; nothing here carries text from AWS.
+//! Everything that can go wrong with a request, in one enum, and the one table of what each case
+//! means: [`Error::case`] is the only place where a status, problem type, title, detail or extra
+//! header is chosen. `response` renders a case as RFC 9457 problem+json and the log line takes
+//! its slug; nothing here carries text from AWS.
 
 use crate::ids::IdError;
+use lambda_http::http::header::{self, HeaderName};
 use lambda_http::http::StatusCode;
 use std::borrow::Cow;
 
@@ -19,7 +22,7 @@ pub enum Error {
     NotAnHttpEvent,
     /// An HTTP event whose request could not be read (lambda_http rejected it or panicked on it).
     UnreadableRequest,
-    /// A datastore outside `ALLOWED_DATASTORE_IDS`: answered like a missing one, so the list
+    /// A datastore outside `ALLOWED_DATASTORE_IDS`: answered like a missing job, so the list
     /// itself is not disclosed.
     DatastoreNotAllowed,
     Upstream(UpstreamError),
@@ -32,7 +35,7 @@ pub enum Error {
 pub struct UpstreamError {
     pub kind: UpstreamKind,
     /// The service's error code (`ThrottlingException`) or our name for a local failure
-    /// (`timeout`, `dispatch`): for the log line only, never for the response.
+    /// (`Timeout`, `ConnectionError`): for the log line only, never for the response.
     pub code: Cow<'static, str>,
 }
 
@@ -54,6 +57,19 @@ pub enum UpstreamKind {
     Timeout,
 }
 
+impl UpstreamKind {
+    /// Every kind, for the tests that hold the table against openapi.yaml.
+    pub const ALL: [UpstreamKind; 7] = [
+        UpstreamKind::Rejected,
+        UpstreamKind::NotFound,
+        UpstreamKind::Throttled,
+        UpstreamKind::Credentials,
+        UpstreamKind::Unavailable,
+        UpstreamKind::BadGateway,
+        UpstreamKind::Timeout,
+    ];
+}
+
 impl UpstreamError {
     pub fn new(kind: UpstreamKind, code: impl Into<Cow<'static, str>>) -> Self {
         UpstreamError {
@@ -68,110 +84,145 @@ impl UpstreamError {
     }
 }
 
-/// Seconds a throttled or unavailable caller should wait: HealthLake allows about ten calls a
-/// second per account, so a second is enough to get a new slot.
-pub const RETRY_AFTER_BUSY_SECS: u32 = 1;
+/// One row of the error table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub status: StatusCode,
+    /// The last segment of the problem `type` URI: stable, documented, one per cause.
+    pub slug: &'static str,
+    pub title: &'static str,
+    /// Our own words; the ids in them are the caller's own input.
+    pub detail: Cow<'static, str>,
+    /// Headers this answer carries besides those every answer has.
+    pub headers: &'static [(HeaderName, &'static str)],
+}
+
+/// Throttled and unavailable callers wait a second: HealthLake allows about ten calls a second
+/// per account, so a second is enough to get a new slot.
+const RETRY_SOON: &[(HeaderName, &str)] = &[(header::RETRY_AFTER, "1")];
+const ALLOW: &[(HeaderName, &str)] = &[(header::ALLOW, crate::response::ALLOW)];
+const NO_HEADERS: &[(HeaderName, &str)] = &[];
 
 impl Error {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::InvalidId { .. } | Error::NotAnHttpEvent | Error::UnreadableRequest => {
-                StatusCode::BAD_REQUEST
-            }
-            Error::NoRoute | Error::DatastoreNotAllowed => StatusCode::NOT_FOUND,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Error::Upstream(u) => match u.kind {
-                UpstreamKind::Rejected => StatusCode::BAD_REQUEST,
-                UpstreamKind::NotFound => StatusCode::NOT_FOUND,
-                UpstreamKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
-                UpstreamKind::Credentials => StatusCode::INTERNAL_SERVER_ERROR,
-                UpstreamKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                UpstreamKind::BadGateway => StatusCode::BAD_GATEWAY,
-                UpstreamKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            },
-        }
-    }
-
-    /// The last segment of the problem `type` URI: stable, documented, one per cause.
-    pub fn slug(&self) -> &'static str {
-        match self {
-            Error::InvalidId { .. } => "invalid-parameter",
-            Error::NoRoute => "no-route",
-            Error::MethodNotAllowed => "method-not-allowed",
-            Error::NotAnHttpEvent => "not-an-http-event",
-            Error::UnreadableRequest => "unreadable-request",
-            Error::DatastoreNotAllowed => "job-not-found",
-            Error::Internal => "internal-error",
-            Error::Upstream(u) => match u.kind {
-                UpstreamKind::Rejected => "upstream-rejected",
-                UpstreamKind::NotFound => "job-not-found",
-                UpstreamKind::Throttled => "throttled",
-                UpstreamKind::Credentials => "upstream-access",
-                UpstreamKind::Unavailable => "upstream-unavailable",
-                UpstreamKind::BadGateway => "bad-gateway",
-                UpstreamKind::Timeout => "upstream-timeout",
-            },
-        }
-    }
-
-    pub fn title(&self) -> &'static str {
-        match self {
-            Error::InvalidId { .. } => "Invalid path parameter",
-            Error::NoRoute => "Not found",
-            Error::MethodNotAllowed => "Method not allowed",
-            Error::NotAnHttpEvent => "Not an HTTP event",
-            Error::UnreadableRequest => "Unreadable request",
-            Error::DatastoreNotAllowed => "Export job not found",
-            Error::Internal => "Internal error",
-            Error::Upstream(u) => match u.kind {
-                UpstreamKind::Rejected => "Request rejected by HealthLake",
-                UpstreamKind::NotFound => "Export job not found",
-                UpstreamKind::Throttled => "Too many requests",
-                UpstreamKind::Credentials => "Service not authorized",
-                UpstreamKind::Unavailable => "HealthLake unavailable",
-                UpstreamKind::BadGateway => "Bad answer from HealthLake",
-                UpstreamKind::Timeout => "HealthLake timed out",
-            },
-        }
-    }
-
-    /// Our own words; the ids in them are the caller's own input.
-    pub fn detail(&self) -> String {
-        match self {
-            Error::InvalidId { param, reason } => format!("{param} {reason}."),
-            Error::NoRoute => {
-                "The path is not /datastores/{datastoreId}/export-jobs/{jobId}.".to_owned()
-            }
-            Error::MethodNotAllowed => "Use GET, HEAD or OPTIONS.".to_owned(),
-            Error::NotAnHttpEvent => "This function answers API Gateway, function URL and ALB HTTP events only.".to_owned(),
-            Error::UnreadableRequest => "The HTTP request in the event could not be read (for example a Host header or a body that cannot be decoded).".to_owned(),
-            Error::DatastoreNotAllowed => {
-                "No such export job in this datastore, or the datastore is not served here.".to_owned()
-            }
-            Error::Internal => "The function failed unexpectedly. Quote the requestId when reporting it.".to_owned(),
-            Error::Upstream(u) => match u.kind {
-                UpstreamKind::Rejected => "HealthLake rejected the datastore or job id.".to_owned(),
-                UpstreamKind::NotFound => {
-                    "No such export job in this datastore, or the datastore is not served here.".to_owned()
-                }
-                UpstreamKind::Throttled => "HealthLake is throttling status calls; retry after the Retry-After delay.".to_owned(),
-                UpstreamKind::Credentials => "The function is not allowed to call HealthLake; this is a deployment problem, not a problem with the request.".to_owned(),
-                UpstreamKind::Unavailable => "HealthLake is temporarily unavailable; retry after the Retry-After delay.".to_owned(),
-                UpstreamKind::BadGateway => "HealthLake could not be reached or gave an answer that could not be used.".to_owned(),
-                UpstreamKind::Timeout => "HealthLake did not answer in time.".to_owned(),
-            },
-        }
-    }
-
-    /// A `Retry-After` hint, where waiting helps.
-    pub fn retry_after(&self) -> Option<u32> {
-        match self {
+    /// The error table: what the caller is told for each case.
+    pub fn case(&self) -> Case {
+        use StatusCode as S;
+        use UpstreamKind as U;
+        let (status, slug, title, detail, headers): (_, _, _, Cow<'static, str>, _) = match self {
+            Error::InvalidId { param, reason } => (
+                S::BAD_REQUEST,
+                "invalid-parameter",
+                "Invalid path parameter",
+                format!("{param} {reason}.").into(),
+                NO_HEADERS,
+            ),
+            Error::NotAnHttpEvent => (
+                S::BAD_REQUEST,
+                "not-an-http-event",
+                "Not an HTTP event",
+                "This function answers API Gateway, function URL and ALB HTTP events only.".into(),
+                NO_HEADERS,
+            ),
+            Error::UnreadableRequest => (
+                S::BAD_REQUEST,
+                "unreadable-request",
+                "Unreadable request",
+                "The HTTP request in the event could not be read (for example a Host header or a body that cannot be decoded).".into(),
+                NO_HEADERS,
+            ),
+            Error::NoRoute => (
+                S::NOT_FOUND,
+                "no-route",
+                "Not found",
+                "The path is not /datastores/{datastoreId}/export-jobs/{jobId}.".into(),
+                NO_HEADERS,
+            ),
+            // One answer for both, so that a 404 does not tell which datastores are served.
+            Error::DatastoreNotAllowed
+            | Error::Upstream(UpstreamError {
+                kind: U::NotFound, ..
+            }) => (
+                S::NOT_FOUND,
+                "job-not-found",
+                "Export job not found",
+                "No such export job in this datastore, or the datastore is not served here.".into(),
+                NO_HEADERS,
+            ),
+            Error::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "Use GET, HEAD or OPTIONS.".into(),
+                ALLOW,
+            ),
+            Error::Internal => (
+                S::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "Internal error",
+                "The function failed unexpectedly. Quote the requestId when reporting it.".into(),
+                NO_HEADERS,
+            ),
             Error::Upstream(UpstreamError {
-                kind: UpstreamKind::Throttled | UpstreamKind::Unavailable,
-                ..
-            }) => Some(RETRY_AFTER_BUSY_SECS),
-            _ => None,
+                kind: U::Rejected, ..
+            }) => (
+                S::BAD_REQUEST,
+                "upstream-rejected",
+                "Request rejected by HealthLake",
+                "HealthLake rejected the datastore or job id.".into(),
+                NO_HEADERS,
+            ),
+            Error::Upstream(UpstreamError {
+                kind: U::Throttled, ..
+            }) => (
+                S::TOO_MANY_REQUESTS,
+                "throttled",
+                "Too many requests",
+                "HealthLake is throttling status calls; retry after the Retry-After delay.".into(),
+                RETRY_SOON,
+            ),
+            Error::Upstream(UpstreamError {
+                kind: U::Credentials, ..
+            }) => (
+                S::INTERNAL_SERVER_ERROR,
+                "upstream-access",
+                "Service not authorized",
+                "The function is not allowed to call HealthLake; this is a deployment problem, \
+                 not a problem with the request."
+                    .into(),
+                NO_HEADERS,
+            ),
+            Error::Upstream(UpstreamError {
+                kind: U::Unavailable, ..
+            }) => (
+                S::SERVICE_UNAVAILABLE,
+                "upstream-unavailable",
+                "HealthLake unavailable",
+                "HealthLake is temporarily unavailable; retry after the Retry-After delay.".into(),
+                RETRY_SOON,
+            ),
+            Error::Upstream(UpstreamError {
+                kind: U::BadGateway, ..
+            }) => (
+                S::BAD_GATEWAY,
+                "bad-gateway",
+                "Bad answer from HealthLake",
+                "HealthLake could not be reached or gave an answer that could not be used.".into(),
+                NO_HEADERS,
+            ),
+            Error::Upstream(UpstreamError { kind: U::Timeout, .. }) => (
+                S::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "HealthLake timed out",
+                "HealthLake did not answer in time.".into(),
+                NO_HEADERS,
+            ),
+        };
+        Case {
+            status,
+            slug,
+            title,
+            detail,
+            headers,
         }
     }
 
@@ -181,6 +232,37 @@ impl Error {
             Error::Upstream(u) => Some(&u.code),
             _ => None,
         }
+    }
+
+    /// One error of every case, for the tests that hold the table against the documents.
+    pub fn every_case() -> Vec<Error> {
+        let mut all = vec![
+            Error::InvalidId {
+                param: "jobId",
+                reason: IdError::Empty,
+            },
+            Error::NoRoute,
+            Error::MethodNotAllowed,
+            Error::NotAnHttpEvent,
+            Error::UnreadableRequest,
+            Error::DatastoreNotAllowed,
+            Error::Internal,
+        ];
+        all.extend(UpstreamKind::ALL.map(|k| Error::Upstream(UpstreamError::new(k, "Test"))));
+        // Fails to compile when a variant is added, so that it is added above too.
+        for e in &all {
+            match e {
+                Error::InvalidId { .. }
+                | Error::NoRoute
+                | Error::MethodNotAllowed
+                | Error::NotAnHttpEvent
+                | Error::UnreadableRequest
+                | Error::DatastoreNotAllowed
+                | Error::Upstream(_)
+                | Error::Internal => {}
+            }
+        }
+        all
     }
 }
 

@@ -1,12 +1,13 @@
 //! The handler: one HTTP request in, one HTTP response out, whatever happens. Tests call it
 //! directly; `main` lends it the client, the configuration and the cache built once at start-up.
 
-use crate::cache::{TerminalCache, DEFAULT_CAPACITY};
+use crate::cache::TerminalCache;
 use crate::config::Config;
 use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
 use crate::job::JobView;
 use crate::response::Reply;
+use crate::scope::{Caller, Scope};
 use crate::{route, upstream};
 use aws_sdk_healthlake::Client;
 use futures_util::FutureExt;
@@ -19,22 +20,31 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kept back from the Lambda deadline so that our 504 reaches the caller before Lambda stops us.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Everything a request needs that outlives it: built once per execution environment.
 pub struct App {
-    pub client: Client,
-    pub config: Config,
-    pub cache: TerminalCache,
+    client: Client,
+    config: Config,
+    cache: TerminalCache,
+    /// Who may read which datastore; `main` connects it to the status table.
+    scope: Scope,
 }
 
 impl App {
     pub fn new(client: Client, config: Config) -> Self {
         App {
             client,
+            scope: Scope::new(config.scope.clone()),
             config,
-            cache: TerminalCache::new(DEFAULT_CAPACITY),
+            cache: TerminalCache::default(),
         }
+    }
+
+    /// Reads partner mappings from `STATUS_TABLE` through a DynamoDB client built from `sdk`
+    /// (see `scope`); without this, API-key callers read nothing.
+    pub fn connect_status_table(&mut self, sdk: &aws_config::SdkConfig) {
+        self.scope.connect(sdk);
     }
 }
 
@@ -45,6 +55,10 @@ struct Trace {
     job_id: Option<JobId>,
     upstream_ms: Option<u64>,
     cache_hit: bool,
+    /// "granted", or why the caller was refused (`scope::Denial`).
+    access: Option<&'static str>,
+    /// The partner's label from its mapping.
+    partner: Option<String>,
 }
 
 /// Answers one request. Never fails and never panics outward: a panic inside becomes a 500
@@ -53,7 +67,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let started = Instant::now();
     let reply = Reply::for_request(&req, request_id(&req), &app.config.allowed_origins);
     let mut trace = Trace::default();
-    let outcome = AssertUnwindSafe(respond(app, &req, &reply, &mut trace))
+    let caller = Caller::of(&req);
+    let outcome = AssertUnwindSafe(respond(app, &req, &caller, &reply, &mut trace))
         .catch_unwind()
         .await;
     let (resp, upstream_code) = match outcome {
@@ -66,6 +81,10 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         method = %req.method(),
         datastore_id = trace.datastore_id.as_ref().map(DatastoreId::as_str),
         job_id = trace.job_id.as_ref().map(JobId::as_str),
+        caller_kind = caller.kind(),
+        caller_id = caller.id(),
+        partner = trace.partner.as_deref(),
+        access = trace.access,
         status = resp.status().as_u16(),
         upstream_error = upstream_code.as_deref(),
         upstream_ms = trace.upstream_ms,
@@ -79,6 +98,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn respond(
     app: &App,
     req: &Request,
+    caller: &Caller,
     reply: &Reply,
     trace: &mut Trace,
 ) -> Result<Response<Body>, Error> {
@@ -94,8 +114,16 @@ async fn respond(
     if !app.config.datastore_allowed(&datastore) {
         return Err(Error::DatastoreNotAllowed);
     }
+    // Refused like a datastore that is not served: the answer tells nothing about what exists.
+    let grant = app.scope.authorize(caller, &datastore).await.map_err(|denial| {
+        trace.access = Some(denial.as_str());
+        Error::DatastoreNotAllowed
+    })?;
+    trace.access = Some("granted");
+    trace.partner = grant.partner;
+    let fields = grant.fields;
 
-    let rendered = match app.cache.get(&datastore, &job) {
+    let rendered = match app.cache.get(&datastore, &job, fields) {
         Some(hit) => {
             trace.cache_hit = true;
             hit
@@ -105,9 +133,11 @@ async fn respond(
             let started = Instant::now();
             let answer = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
             trace.upstream_ms = Some(started.elapsed().as_millis() as u64);
-            let (view, submitted) = JobView::from_sdk(&datastore, &job, &answer?)?;
-            let rendered = Arc::new(view.render(submitted));
-            app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
+            let mut view = JobView::from_sdk(&datastore, &job, &answer?)?;
+            fields.apply(&mut view);
+            let rendered = Arc::new(view.render());
+            app.cache
+                .insert_if_terminal(&datastore, &job, fields, rendered.clone());
             rendered
         }
     };

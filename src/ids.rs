@@ -7,8 +7,7 @@
 use std::fmt;
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
-/// The model's length bounds, counted in Unicode scalar values (not bytes).
-pub const MIN_LEN: usize = 1;
+/// The model's length bound, counted in Unicode scalar values (not bytes); the least is 1.
 pub const MAX_LEN: usize = 32;
 
 /// Why a string is not an id. The caller knows which parameter it was.
@@ -46,7 +45,7 @@ impl fmt::Display for IdError {
 }
 
 /// Whether `c` is in `[\p{L}\p{Z}\p{N}_.:/=+\-%@]`.
-pub fn is_id_char(c: char) -> bool {
+fn is_id_char(c: char) -> bool {
     match c {
         '_' | '.' | ':' | '/' | '=' | '+' | '-' | '%' | '@' => true,
         c if c.is_ascii_alphanumeric() || c == ' ' => true,

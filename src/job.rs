@@ -1,9 +1,10 @@
-//! What a caller is told about an export job: HealthLake's answer reduced to the documented
-//! fields, checked, scrubbed of anything that identifies the account, and rendered once.
+//! What a caller is told about an export job: HealthLake's answer checked, reduced to the
+//! documented fields (with `redact` applied to HealthLake's own text), and rendered once.
 
 use crate::error::UpstreamError;
 use crate::ids::{DatastoreId, JobId};
-use aws_sdk_healthlake::types::{ExportJobProperties, OutputDataConfig};
+use crate::redact::scrub;
+use aws_sdk_healthlake::types::{ExportJobProperties, JobStatus, OutputDataConfig};
 use aws_smithy_types::DateTime;
 use serde::Serialize;
 use time::format_description::FormatItem;
@@ -13,55 +14,61 @@ use time::OffsetDateTime;
 /// Statuses after which a job never changes. CANCEL_FAILED is not one: the cancel failed, so the
 /// job goes on towards COMPLETED or FAILED. An unknown (newer than this build) status is treated
 /// as running: it is passed through, never cached, and pollers keep polling.
-pub fn is_terminal(status: &str) -> bool {
+pub fn is_terminal(status: &JobStatus) -> bool {
     matches!(
         status,
-        "COMPLETED" | "COMPLETED_WITH_ERRORS" | "FAILED" | "CANCEL_COMPLETED"
+        JobStatus::Completed
+            | JobStatus::CompletedWithErrors
+            | JobStatus::Failed
+            | JobStatus::CancelCompleted
     )
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct JobView {
-    pub datastore_id: String,
-    pub job_id: String,
+pub(crate) struct JobView {
+    pub(crate) datastore_id: String,
+    pub(crate) job_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_name: Option<String>,
-    pub status: String,
-    pub terminal: bool,
-    pub submitted_at: String,
+    pub(crate) job_name: Option<String>,
+    pub(crate) status: String,
+    pub(crate) terminal: bool,
+    pub(crate) submitted_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ended_at: Option<String>,
+    pub(crate) ended_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     #[serde(rename = "outputS3Uri", skip_serializing_if = "Option::is_none")]
-    pub output_s3_uri: Option<String>,
+    pub(crate) output_s3_uri: Option<String>,
+    /// Seconds since the Unix epoch, for the poll hint; not part of the document.
+    #[serde(skip)]
+    pub(crate) submitted_epoch: i64,
 }
 
 /// A job view rendered to bytes once, with what the response headers need.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RenderedJob {
-    pub body: String,
-    pub etag: String,
-    pub terminal: bool,
+pub(crate) struct RenderedJob {
+    pub(crate) body: String,
+    pub(crate) etag: String,
+    pub(crate) terminal: bool,
     /// Seconds since the Unix epoch, for the poll hint.
-    pub submitted_epoch: i64,
+    pub(crate) submitted_epoch: i64,
 }
 
 impl JobView {
     /// Builds the view from HealthLake's answer. The SDK fills required fields that the wire
     /// answer lacked with defaults (empty strings, the epoch, "no value was set"): those, and an
     /// answer about another job, are a broken upstream, not a job.
-    pub fn from_sdk(
+    pub(crate) fn from_sdk(
         datastore: &DatastoreId,
         job: &JobId,
         p: &ExportJobProperties,
-    ) -> Result<(Self, i64), UpstreamError> {
-        let status = p.job_status().as_str();
+    ) -> Result<Self, UpstreamError> {
+        let status = p.job_status();
         let submitted = p.submit_time();
         if p.job_id() != job.as_str()
             || p.datastore_id() != datastore.as_str()
-            || !is_status_word(status)
+            || !is_status_word(status.as_str())
             || submitted.secs() == 0 && submitted.subsec_nanos() == 0
         {
             return Err(UpstreamError::malformed());
@@ -74,7 +81,7 @@ impl JobView {
             datastore_id: datastore.to_string(),
             job_id: job.to_string(),
             job_name: p.job_name().map(str::to_owned),
-            status: status.to_owned(),
+            status: status.as_str().to_owned(),
             terminal: is_terminal(status),
             submitted_at: rfc3339_millis(submitted).ok_or_else(UpstreamError::malformed)?,
             ended_at: match p.end_time() {
@@ -83,17 +90,18 @@ impl JobView {
             },
             message: p.message().map(scrub),
             output_s3_uri,
+            submitted_epoch: submitted.secs(),
         };
-        Ok((view, submitted.secs()))
+        Ok(view)
     }
 
-    pub fn render(&self, submitted_epoch: i64) -> RenderedJob {
+    pub(crate) fn render(&self) -> RenderedJob {
         let body = serde_json::to_string(self).expect("a JobView always serializes");
         RenderedJob {
             etag: etag_of(body.as_bytes()),
             body,
             terminal: self.terminal,
-            submitted_epoch,
+            submitted_epoch: self.submitted_epoch,
         }
     }
 }
@@ -133,78 +141,10 @@ fn etag_of(bytes: &[u8]) -> String {
     format!("\"{h:016x}\"")
 }
 
-/// Removes what would identify the account from text that HealthLake wrote (a job's message, an
-/// output URI): ARNs (a role or a KMS key), 12-digit account ids and key ids (UUIDs).
-pub fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while !rest.is_empty() {
-        let boundary = out.chars().next_back().is_none_or(|c| !c.is_ascii_alphanumeric());
-        if boundary && starts_with_ignore_case(rest, "arn:") {
-            let end = rest.find(|c: char| c.is_whitespace() || "\"'<>()[]{},;`".contains(c));
-            out.push_str("[redacted]");
-            rest = &rest[end.unwrap_or(rest.len())..];
-            continue;
-        }
-        let run = rest
-            .find(|c: char| !c.is_ascii_hexdigit() && c != '-')
-            .unwrap_or(rest.len());
-        if boundary && run > 0 {
-            let token = &rest[..run];
-            if let Some(len) = sensitive_prefix(token) {
-                out.push_str("[redacted]");
-                rest = &rest[len..];
-                continue;
-            }
-            // Not sensitive: copy its first group (and its dash) through, so that each group
-            // after a dash is examined on its own ("2024-123456789012" in a bucket name) but
-            // the tail of a longer number is not ("1234567890123").
-            let group = token.find('-').map_or(run, |i| i + 1);
-            out.push_str(&token[..group]);
-            rest = &rest[group..];
-            continue;
-        }
-        let c = rest.chars().next().expect("rest is not empty");
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    out
-}
-
-fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-}
-
-/// `token` is a run of hex digits and dashes that starts at a word boundary. Returns how much of
-/// it to redact: a whole UUID, or 12 decimal digits that are not part of a longer number.
-fn sensitive_prefix(token: &str) -> Option<usize> {
-    let is_uuid = |t: &str| {
-        t.len() == 36
-            && t.char_indices().all(|(i, c)| {
-                if matches!(i, 8 | 13 | 18 | 23) {
-                    c == '-'
-                } else {
-                    c.is_ascii_hexdigit()
-                }
-            })
-    };
-    if token.len() >= 36 && is_uuid(&token[..36]) && !token[36..].starts_with(|c: char| c.is_ascii_hexdigit())
-    {
-        return Some(36);
-    }
-    // Split the run at dashes and look at the first group of digits, e.g. 123456789012 in
-    // "123456789012-exports".
-    let first = token.split('-').next().unwrap_or("");
-    if first.len() == 12 && first.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(12);
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_healthlake::types::{JobStatus, S3Configuration};
+    use aws_sdk_healthlake::types::S3Configuration;
 
     fn ids() -> (DatastoreId, JobId) {
         (DatastoreId::parse("ds1").unwrap(), JobId::parse("job1").unwrap())
@@ -221,7 +161,7 @@ mod tests {
     #[test]
     fn terminal_statuses_are_the_documented_ones() {
         for s in ["COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCEL_COMPLETED"] {
-            assert!(is_terminal(s), "{s}");
+            assert!(is_terminal(&JobStatus::from(s)), "{s}");
         }
         for s in [
             "SUBMITTED",
@@ -232,7 +172,7 @@ mod tests {
             "CANCEL_FAILED",
             "PAUSED",
         ] {
-            assert!(!is_terminal(s), "{s}");
+            assert!(!is_terminal(&JobStatus::from(s)), "{s}");
         }
     }
 
@@ -240,10 +180,10 @@ mod tests {
     fn renders_the_documented_fields_and_omits_absent_ones() {
         let (ds, job) = ids();
         let p = props("IN_PROGRESS").build().unwrap();
-        let (view, submitted) = JobView::from_sdk(&ds, &job, &p).unwrap();
-        assert_eq!(submitted, 1_700_000_000);
+        let view = JobView::from_sdk(&ds, &job, &p).unwrap();
+        assert_eq!(view.submitted_epoch, 1_700_000_000);
         assert_eq!(
-            view.render(submitted).body,
+            view.render().body,
             r#"{"datastoreId":"ds1","jobId":"job1","status":"IN_PROGRESS","terminal":false,"submittedAt":"2023-11-14T22:13:20.123Z"}"#
         );
     }
@@ -265,8 +205,7 @@ mod tests {
             ))
             .build()
             .unwrap();
-        let (view, s) = JobView::from_sdk(&ds, &job, &p).unwrap();
-        let body = view.render(s).body;
+        let body = JobView::from_sdk(&ds, &job, &p).unwrap().render().body;
         assert_eq!(
             body,
             r#"{"datastoreId":"ds1","jobId":"job1","jobName":"nightly","status":"COMPLETED","terminal":true,"submittedAt":"2023-11-14T22:13:20.123Z","endedAt":"2023-11-14T22:19:20.005Z","message":"done","outputS3Uri":"s3://exports/nightly/"}"#
@@ -276,8 +215,7 @@ mod tests {
     #[test]
     fn unknown_statuses_pass_through_as_running() {
         let (ds, job) = ids();
-        let (view, _) =
-            JobView::from_sdk(&ds, &job, &props("PAUSED_FOR_MAINTENANCE").build().unwrap()).unwrap();
+        let view = JobView::from_sdk(&ds, &job, &props("PAUSED_FOR_MAINTENANCE").build().unwrap()).unwrap();
         assert_eq!(view.status, "PAUSED_FOR_MAINTENANCE");
         assert!(!view.terminal);
     }
@@ -320,34 +258,5 @@ mod tests {
         assert_eq!(a, etag_of(b"{\"status\":\"QUEUED\"}"));
         assert_ne!(a, etag_of(b"{\"status\":\"IN_PROGRESS\"}"));
         assert!(a.starts_with('"') && a.ends_with('"') && a.len() == 18);
-    }
-
-    #[test]
-    fn scrub_redacts_arns_accounts_and_key_ids() {
-        assert_eq!(
-            scrub("Access denied for arn:aws:iam::123456789012:role/Export-Role, retry"),
-            "Access denied for [redacted], retry"
-        );
-        assert_eq!(
-            scrub("account 123456789012 lacks access"),
-            "account [redacted] lacks access"
-        );
-        assert_eq!(
-            scrub("s3://exports-123456789012-us-east-1/x/"),
-            "s3://exports-[redacted]-us-east-1/x/"
-        );
-        assert_eq!(
-            scrub("key 1234abcd-12ab-34cd-56ef-1234567890ab gone"),
-            "key [redacted] gone"
-        );
-        assert_eq!(scrub("ARN:AWS:kms:x"), "[redacted]");
-        // Ordinary numbers, longer digit runs and words that contain "arn" are left alone.
-        assert_eq!(
-            scrub("exported 1234567890123 resources"),
-            "exported 1234567890123 resources"
-        );
-        assert_eq!(scrub("learn:more 42 items"), "learn:more 42 items");
-        assert_eq!(scrub("s3://bucket/prefix/"), "s3://bucket/prefix/");
-        assert_eq!(scrub("ünïcödé ok"), "ünïcödé ok");
     }
 }

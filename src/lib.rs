@@ -1,19 +1,26 @@
 //! An AWS Lambda function that reports the state of an AWS HealthLake FHIR export job.
 //!
-//! A request flows `runtime` (the Lambda event) → `handler` → `route` (where the ids are) →
-//! `ids` (are they valid) → `cache` or `upstream` (HealthLake) → `job` (what to tell) →
-//! `response` (the HTTP answer). `error` is the one enum for everything that can go wrong.
+//! A request flows `lambda_event` (the Lambda event in, its answer out) → `handler` → `route`
+//! (where the ids are) → `ids` (are they valid) → `cache` or `upstream` (HealthLake) → `job`
+//! (what to tell, with `redact`) → `response` (the HTTP answer). `error` is the one enum for
+//! everything that can go wrong, and its table of answers. `scope` decides who may read which
+//! datastore, and which fields they are told.
+//!
+//! Modules are public where the local run, the tests, the benchmark or the fuzzers need them;
+//! everything else is `pub(crate)`, so that the compiler points at dead code.
 
-pub mod cache;
+mod cache;
 pub mod config;
 pub mod error;
 pub mod event_source;
 pub mod handler;
 pub mod ids;
 pub mod job;
+pub mod lambda_event;
 pub mod logging;
 pub mod panic_log;
-pub mod response;
+pub mod redact;
+mod response;
 pub mod route;
-pub mod runtime;
+mod scope;
 pub mod upstream;

@@ -4,9 +4,9 @@
 use aws_sdk_healthlake::Client;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
-use export_job_status::{logging, panic_log, runtime, upstream};
+use export_job_status::{lambda_event, logging, panic_log, upstream};
 
-const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL_HEALTHLAKE";
+const ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_HEALTHLAKE", "AWS_ENDPOINT_URL_DYNAMODB"];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -15,8 +15,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // An empty value means unset, as for our own variables: `sam local invoke` without
     // `--env-vars` gives every declared variable "", which the SDK would take as an endpoint.
     // Still single-threaded here (current-thread runtime, nothing spawned), so this is sound.
-    if std::env::var_os(ENDPOINT_VAR).is_some_and(|v| v.is_empty()) {
-        std::env::remove_var(ENDPOINT_VAR);
+    for var in ENDPOINT_VARS {
+        if std::env::var_os(var).is_some_and(|v| v.is_empty()) {
+            std::env::remove_var(var);
+        }
     }
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -29,6 +31,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .credentials_provider(upstream::EnvironmentFirst::default())
         .load()
         .await;
-    let app: &'static App = Box::leak(Box::new(App::new(Client::new(&sdk), config)));
-    runtime::run(app).await
+    let mut app = App::new(Client::new(&sdk), config);
+    app.connect_status_table(&sdk);
+    let app: &'static App = Box::leak(Box::new(app));
+    lambda_event::run(app).await
 }

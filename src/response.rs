@@ -100,27 +100,24 @@ impl Reply {
         self.finish(resp)
     }
 
-    /// Every error, in one place: problem+json with our own words.
+    /// Every error, in one place: problem+json with the error table's words.
     pub fn problem(&self, err: &Error) -> Response<Body> {
-        let status = err.status();
+        let case = err.case();
         let body = Problem {
-            type_: format!("{PROBLEM_TYPE_PREFIX}{}", err.slug()),
-            title: err.title(),
-            status: status.as_u16(),
-            detail: err.detail(),
+            type_: format!("{PROBLEM_TYPE_PREFIX}{}", case.slug),
+            title: case.title,
+            status: case.status.as_u16(),
+            detail: &case.detail,
             request_id: &self.request_id,
         };
         let body = serde_json::to_string(&body).expect("a Problem always serializes");
         let mut resp = Response::new(Body::Text(body));
-        *resp.status_mut() = status;
+        *resp.status_mut() = case.status;
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(secs) = err.retry_after() {
-            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if *err == Error::MethodNotAllowed {
-            h.insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+        for (name, value) in case.headers {
+            h.insert(name, HeaderValue::from_static(value));
         }
         self.finish(resp)
     }
@@ -155,7 +152,7 @@ struct Problem<'a> {
     type_: String,
     title: &'a str,
     status: u16,
-    detail: String,
+    detail: &'a str,
     request_id: &'a str,
 }
 

@@ -20,7 +20,7 @@ pub struct RawIds<'a> {
 
 /// Finds our route in `req`: from `pathParameters` when the event has both, otherwise from the
 /// last four segments of the path, so that a stage or base-path prefix changes nothing.
-pub fn match_route(req: &Request) -> Option<RawIds<'_>> {
+pub(crate) fn match_route(req: &Request) -> Option<RawIds<'_>> {
     let encoded = source_keeps_encoding(req);
     if let Some(params) = req.path_parameters_ref() {
         if let (Some(ds), Some(job)) = (params.first("datastoreId"), params.first("jobId")) {

@@ -19,7 +19,8 @@ use aws_sdk_healthlake::Client;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::time::Duration;
 
-pub mod https;
+mod https;
+mod trust;
 
 /// Connecting to a regional endpoint takes milliseconds; a connect that takes longer is better
 /// retried than waited for.
@@ -86,13 +87,13 @@ impl ProvideCredentials for EnvironmentFirst {
 }
 
 /// The HTTPS client the SDK uses: see [`https`] for what it is and why it is ours.
-pub fn https_client() -> SharedHttpClient {
+pub(crate) fn https_client() -> SharedHttpClient {
     SharedHttpClient::new(https::HttpsClient::default())
 }
 
 /// Describes one export job within `budget`, which the caller has already capped by the Lambda
 /// deadline.
-pub async fn describe_export_job(
+pub(crate) async fn describe_export_job(
     client: &Client,
     datastore: &DatastoreId,
     job: &JobId,
@@ -113,15 +114,21 @@ pub async fn describe_export_job(
 type DescribeError = SdkError<DescribeFHIRExportJobError, aws_smithy_runtime_api::http::Response>;
 
 /// Maps an SDK error to what it means for the caller. The error's message is never read.
-pub fn classify(err: &DescribeError) -> UpstreamError {
+pub(crate) fn classify(err: &DescribeError) -> UpstreamError {
+    use DescribeFHIRExportJobError as Modelled;
     use UpstreamKind::*;
     match err {
         SdkError::ServiceError(e) => {
             let status = e.raw().status().as_u16();
-            match e.err().code() {
-                Some(code) => UpstreamError::new(kind_of_code(code, status), log_safe(code)),
-                None => UpstreamError::new(kind_of_status(status), format!("HTTP {status}")),
-            }
+            let kind = match e.err() {
+                Modelled::ValidationException(_) => Rejected,
+                Modelled::ResourceNotFoundException(_) => NotFound,
+                Modelled::ThrottlingException(_) => Throttled,
+                Modelled::InternalServerException(_) => BadGateway,
+                unmodelled => kind_of_unmodelled(unmodelled.code(), status),
+            };
+            let code = e.err().code().map_or_else(|| format!("HTTP {status}"), log_safe);
+            UpstreamError::new(kind, code)
         }
         SdkError::TimeoutError(_) => UpstreamError::new(Timeout, "Timeout"),
         SdkError::DispatchFailure(d) if d.is_timeout() => UpstreamError::new(Timeout, "ConnectTimeout"),
@@ -136,48 +143,33 @@ pub fn classify(err: &DescribeError) -> UpstreamError {
     }
 }
 
-fn kind_of_code(code: &str, status: u16) -> UpstreamKind {
+/// Errors HealthLake's model leaves out of this operation: the common errors that AWS's request
+/// front end returns for every JSON service (signing, credentials, availability), by code, and
+/// anything else by its HTTP status.
+fn kind_of_unmodelled(code: Option<&str>, status: u16) -> UpstreamKind {
     use UpstreamKind::*;
     match code {
-        "ValidationException" => Rejected,
-        "ResourceNotFoundException" => NotFound,
-        "ThrottlingException"
-        | "Throttling"
-        | "ThrottledException"
-        | "TooManyRequestsException"
-        | "RequestLimitExceeded"
-        | "RequestThrottled"
-        | "RequestThrottledException"
-        | "SlowDown" => Throttled,
         // Our own role or credentials: a deployment problem, so 500 rather than a 4xx.
-        "AccessDeniedException"
-        | "AccessDenied"
-        | "UnrecognizedClientException"
-        | "InvalidSignatureException"
-        | "SignatureDoesNotMatch"
-        | "IncompleteSignature"
-        | "IncompleteSignatureException"
-        | "ExpiredTokenException"
-        | "ExpiredToken"
-        | "InvalidClientTokenId"
-        | "MissingAuthenticationToken"
-        | "MissingAuthenticationTokenException"
-        | "RequestExpired"
-        | "InvalidAccessKeyId"
-        | "InvalidToken" => Credentials,
-        "ServiceUnavailable" | "ServiceUnavailableException" => Unavailable,
-        "InternalServerException" | "InternalFailure" | "InternalServerError" => BadGateway,
-        _ => kind_of_status(status),
-    }
-}
-
-/// For answers without a recognised code.
-fn kind_of_status(status: u16) -> UpstreamKind {
-    match status {
-        429 => UpstreamKind::Throttled,
-        503 => UpstreamKind::Unavailable,
-        504 => UpstreamKind::Timeout,
-        _ => UpstreamKind::BadGateway,
+        Some(
+            "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "IncompleteSignature"
+            | "InvalidClientTokenId"
+            | "ExpiredTokenException"
+            | "RequestExpired"
+            | "MissingAuthenticationToken"
+            | "MissingAuthenticationTokenException"
+            | "NotAuthorized",
+        ) => Credentials,
+        Some("ServiceUnavailable" | "ServiceUnavailableException") => Unavailable,
+        Some("InternalFailure") => BadGateway,
+        _ => match status {
+            429 => Throttled,
+            503 => Unavailable,
+            504 => Timeout,
+            _ => BadGateway,
+        },
     }
 }
 
@@ -194,7 +186,7 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
 
 /// An error code is a token (`ThrottlingException`); anything else from the wire is replaced
 /// before it reaches a log line.
-fn log_safe(code: &str) -> String {
+pub(crate) fn log_safe(code: &str) -> String {
     let ok = code.len() <= 64
         && code
             .bytes()
@@ -209,22 +201,55 @@ fn log_safe(code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use DescribeFHIRExportJobError as Modelled;
+
+    /// An SDK service error as the SDK builds it from HealthLake's answer.
+    fn answer(code: &str, status: u16) -> DescribeError {
+        use aws_sdk_healthlake::types::error::*;
+        use aws_smithy_types::error::ErrorMetadata;
+        let meta = ErrorMetadata::builder().code(code).build();
+        let err = match code {
+            "ValidationException" => {
+                Modelled::ValidationException(ValidationException::builder().meta(meta).build())
+            }
+            "ResourceNotFoundException" => {
+                Modelled::ResourceNotFoundException(ResourceNotFoundException::builder().meta(meta).build())
+            }
+            "ThrottlingException" => {
+                Modelled::ThrottlingException(ThrottlingException::builder().meta(meta).build())
+            }
+            "InternalServerException" => {
+                Modelled::InternalServerException(InternalServerException::builder().meta(meta).build())
+            }
+            _ => Modelled::generic(meta),
+        };
+        let raw = aws_smithy_runtime_api::http::Response::new(
+            status.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(err, raw)
+    }
 
     #[test]
     fn codes_map_to_the_contract() {
         use UpstreamKind::*;
-        assert_eq!(kind_of_code("ValidationException", 400), Rejected);
-        assert_eq!(kind_of_code("ResourceNotFoundException", 400), NotFound);
-        assert_eq!(kind_of_code("ThrottlingException", 400), Throttled);
-        assert_eq!(kind_of_code("AccessDeniedException", 400), Credentials);
-        assert_eq!(kind_of_code("UnrecognizedClientException", 400), Credentials);
-        assert_eq!(kind_of_code("ExpiredTokenException", 400), Credentials);
-        assert_eq!(kind_of_code("InvalidSignatureException", 400), Credentials);
-        assert_eq!(kind_of_code("InternalServerException", 500), BadGateway);
-        assert_eq!(kind_of_code("ServiceUnavailableException", 503), Unavailable);
-        assert_eq!(kind_of_code("SomethingNewException", 400), BadGateway);
-        assert_eq!(kind_of_code("SomethingNewException", 503), Unavailable);
-        assert_eq!(kind_of_code("SomethingNewException", 429), Throttled);
+        let kind = |code, status| classify(&answer(code, status)).kind;
+        assert_eq!(kind("ValidationException", 400), Rejected);
+        assert_eq!(kind("ResourceNotFoundException", 400), NotFound);
+        assert_eq!(kind("ThrottlingException", 400), Throttled);
+        assert_eq!(kind("AccessDeniedException", 400), Credentials);
+        assert_eq!(kind("UnrecognizedClientException", 400), Credentials);
+        assert_eq!(kind("ExpiredTokenException", 400), Credentials);
+        assert_eq!(kind("InvalidSignatureException", 400), Credentials);
+        assert_eq!(kind("InternalServerException", 500), BadGateway);
+        assert_eq!(kind("ServiceUnavailableException", 503), Unavailable);
+        assert_eq!(kind("SomethingNewException", 400), BadGateway);
+        assert_eq!(kind("SomethingNewException", 503), Unavailable);
+        assert_eq!(kind("SomethingNewException", 429), Throttled);
+        assert_eq!(
+            classify(&answer("ThrottlingException", 400)).code,
+            "ThrottlingException"
+        );
     }
 
     #[test]

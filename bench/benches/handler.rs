@@ -1,5 +1,5 @@
 //! The handler's own work per request, in-process: an API Gateway event's bytes in, the bytes
-//! Lambda gets back out, through the same steps as `runtime::run` (event parsing, lambda_http's
+//! Lambda gets back out, through the same steps as `lambda_event::run` (event parsing, lambda_http's
 //! adapter, the handler, the response's serialization). HealthLake's answer comes from an
 //! in-process HTTP client (a canned awsJson body), so the SDK still builds, signs and parses the
 //! call. Logging is off (no subscriber): the end-to-end benchmark's warm figures include it.
@@ -11,7 +11,7 @@ use aws_smithy_http_client::test_util::infallible_client_fn;
 use criterion::{criterion_group, criterion_main, Criterion};
 use export_job_status::config::Config;
 use export_job_status::handler::{self, App};
-use export_job_status::runtime::{Incoming, Outcome};
+use export_job_status::lambda_event::{Incoming, Outcome};
 use lambda_http::{Adapter, Request, Service};
 use lambda_runtime::{service_fn, Context, LambdaEvent};
 use std::convert::Infallible;
@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
     let mut adapter = Adapter::from(service_fn(move |req: Request| async move {
         Ok::<_, Infallible>(handler::handle(app, req).await)
     }));
-    // What runtime::run does with one event, minus the Runtime API's HTTP.
+    // What lambda_event::run does with one event, minus the Runtime API's HTTP.
     let mut one = |bytes: &[u8]| -> Vec<u8> {
         let outcome = match serde_json::from_slice::<Incoming>(bytes).unwrap() {
             Incoming::Http { request, .. } => {

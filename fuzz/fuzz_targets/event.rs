@@ -19,6 +19,7 @@ use aws_sdk_healthlake::config::Region;
 use aws_smithy_http_client::test_util::infallible_client_fn;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::handler::{handle, App};
+use aws_sdk_healthlake::types::JobStatus;
 use export_job_status::job::is_terminal;
 use export_job_status::runtime::{answer, Incoming, Outcome};
 use export_job_status::upstream::sdk_config_loader;
@@ -403,8 +404,9 @@ fn check_job(text: &str, retry_after: Option<&str>) {
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
     );
-    assert_eq!(job["terminal"], is_terminal(status));
-    assert_eq!(retry_after.is_some(), !is_terminal(status));
+    let terminal = is_terminal(&JobStatus::from(status));
+    assert_eq!(job["terminal"], terminal);
+    assert_eq!(retry_after.is_some(), !terminal);
     for id in ["datastoreId", "jobId"] {
         let n = job[id].as_str().expect("an id").chars().count();
         assert!((1..=32).contains(&n));

@@ -1,6 +1,7 @@
-//! What the local run prints once it listens: where, against what, with which configuration, and
-//! the curl lines to try.
+//! What the local run prints once it listens: where, against what, the web page's address, with
+//! which configuration, and the curl lines to try.
 
+use aws_sdk_healthlake::types::JobStatus;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::job::is_terminal;
 use loopback::healthlake::demo::{self, Behaviour};
@@ -18,7 +19,13 @@ pub enum Upstream {
     },
 }
 
-pub fn render(addr: SocketAddr, upstream: &Upstream, config: &Config, origins_defaulted: bool) -> String {
+pub fn render(
+    addr: SocketAddr,
+    page_origin: &str,
+    upstream: &Upstream,
+    config: &Config,
+    origins_defaulted: bool,
+) -> String {
     let base = format!("http://{addr}");
     let mut out = String::new();
     // Writing to a String cannot fail.
@@ -43,6 +50,27 @@ pub fn render(addr: SocketAddr, upstream: &Upstream, config: &Config, origins_de
             "HealthLake: the real service in {region}, with your default AWS credentials"
         ),
     };
+    let _ = match upstream {
+        Upstream::StandIn { .. } => writeln!(
+            out,
+            "Web page: {page_origin}/?api={base}&datastore={}&job={}\n  \
+             (watches {1}: {} from its first request)",
+            demo::DATASTORE,
+            demo::MOVING_JOB,
+            moving_run()
+        ),
+        Upstream::Aws { .. } => writeln!(
+            out,
+            "Web page: {page_origin}/?api={base}\n  (give it your datastore and job)"
+        ),
+    };
+    if !config.allowed_origins.allows(page_origin) {
+        let _ = writeln!(
+            out,
+            "  (its origin is not in ALLOWED_ORIGINS: the browser will refuse the function's \
+             answers; add {page_origin} to see them)"
+        );
+    }
     let _ = writeln!(out, "Configuration: {}\n", describe(config, origins_defaulted));
 
     let tries = match upstream {
@@ -74,8 +102,9 @@ fn demo_tries(base: &str, config: &Config) -> Vec<(String, String)> {
         .iter()
         .map(|j| {
             let what = match j.behaviour {
-                Behaviour::Status(s) if is_terminal(s) => format!("200 {s}, terminal"),
+                Behaviour::Status(s) if is_terminal(&JobStatus::from(s)) => format!("200 {s}, terminal"),
                 Behaviour::Status(s) => format!("200 {s}, still running"),
+                Behaviour::Moving(_) => format!("200, {} from its first request", moving_run()),
                 Behaviour::Missing => "404, no such job".to_owned(),
                 Behaviour::Throttled => format!("429 after {} throttled attempts", config.max_attempts),
                 Behaviour::Slow => format!(
@@ -113,6 +142,18 @@ fn demo_tries(base: &str, config: &Config) -> Vec<(String, String)> {
         ),
     ]);
     tries
+}
+
+/// "SUBMITTED → IN_PROGRESS (3 s) → COMPLETED (8 s)": the moving job's run.
+fn moving_run() -> String {
+    demo::MOVING_STEPS
+        .iter()
+        .map(|(after, status)| match after.as_secs() {
+            0 => (*status).to_owned(),
+            secs => format!("{status} ({secs} s)"),
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 fn describe(config: &Config, origins_defaulted: bool) -> String {

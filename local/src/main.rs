@@ -1,13 +1,15 @@
 //! The local run: the function as an HTTP server on 127.0.0.1, calling a loopback HealthLake
 //! stand-in preloaded with demo jobs, or (with `--aws`) the real HealthLake. Requests go through
-//! the same handler, SDK client, validation and error mapping as in Lambda.
+//! the same handler, SDK client, validation and error mapping as in Lambda. The reference web page
+//! is served on another origin, so that a browser meets the function's CORS answers.
 
 mod args;
 mod banner;
+mod page;
 mod server;
 mod upstream;
 
-use args::{Args, Command, StandInPort, USAGE};
+use args::{Args, Command, PortChoice, DEFAULT_PAGE_PORT, USAGE};
 use banner::Upstream;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
@@ -16,9 +18,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// With the stand-in and no ALLOWED_ORIGINS set, CORS is on for a typical local web app (Vite's
-/// dev server), so the printed preflight shows the CORS headers.
-const DEMO_ALLOWED_ORIGINS: &str = "http://localhost:5173";
+/// With the stand-in and no ALLOWED_ORIGINS set, CORS is on for the page and for a typical local
+/// web app (Vite's dev server, where the page is unless that port is taken).
+fn demo_allowed_origins(page_origin: &str) -> String {
+    let vite = format!("http://localhost:{DEFAULT_PAGE_PORT}");
+    if page_origin == vite {
+        vite
+    } else {
+        format!("{page_origin},{vite}")
+    }
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -45,11 +54,18 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     logging::init();
     let demo = args.healthlake.is_some();
+    let page_listener = bind_page(args.page).await?;
+    let page_port = page_listener
+        .local_addr()
+        .map_err(|e| format!("no local address for the page: {e}"))?
+        .port();
+    // The page's origin names the host as a browser does: localhost, not 127.0.0.1.
+    let page_origin = format!("http://localhost:{page_port}");
     let origins_defaulted = demo && std::env::var("ALLOWED_ORIGINS").map_or(true, |v| v.trim().is_empty());
     let config = Config::from_lookup(|name| {
         let value = std::env::var(name).ok();
         match name {
-            "ALLOWED_ORIGINS" if origins_defaulted => Some(DEMO_ALLOWED_ORIGINS.to_owned()),
+            "ALLOWED_ORIGINS" if origins_defaulted => Some(demo_allowed_origins(&page_origin)),
             _ => value,
         }
     })
@@ -61,7 +77,7 @@ async fn run(args: Args) -> Result<(), String> {
             let standin = upstream::start_standin(port)?;
             let client = upstream::standin_client(&config, &standin).await;
             let wanted_port = match port {
-                StandInPort::Preferred(p) if p != standin.addr().port() => Some(p),
+                PortChoice::Preferred(p) if p != standin.addr().port() => Some(p),
                 _ => None,
             };
             let url = standin.url();
@@ -79,7 +95,25 @@ async fn run(args: Args) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("no local address: {e}"))?;
-    print!("{}", banner::render(addr, &upstream, &config, origins_defaulted));
+    print!(
+        "{}",
+        banner::render(addr, &page_origin, &upstream, &config, origins_defaulted)
+    );
+    tokio::spawn(page::serve(page_listener));
     server::serve(listener, Arc::new(App::new(client, config))).await;
     Ok(())
+}
+
+/// The page's listener on 127.0.0.1, where `localhost` reaches it.
+async fn bind_page(port: PortChoice) -> Result<tokio::net::TcpListener, String> {
+    let bind = |p| tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, p)));
+    match port {
+        PortChoice::Exactly(p) => bind(p).await,
+        // Another local run, or the developer's own web app, may hold the default port.
+        PortChoice::Preferred(p) => match bind(p).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => bind(0).await,
+        },
+    }
+    .map_err(|e| format!("cannot listen on 127.0.0.1 for the web page: {e}"))
 }

@@ -2,7 +2,7 @@
 //! `upstream::sdk_config_loader`: against the loopback stand-in with the demo jobs, or (with
 //! `--aws`) against the real HealthLake through the default credential and region chain.
 
-use crate::args::StandInPort;
+use crate::args::PortChoice;
 use aws_sdk_healthlake::config::{Credentials, Region};
 use aws_sdk_healthlake::Client;
 use export_job_status::config::Config;
@@ -14,14 +14,14 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 const REGION: &str = "us-east-1";
 
 /// Starts the stand-in on loopback and loads the demo jobs into it.
-pub fn start_standin(port: StandInPort) -> Result<StandIn, String> {
+pub fn start_standin(port: PortChoice) -> Result<StandIn, String> {
     let addr = |p| SocketAddr::from((Ipv4Addr::LOCALHOST, p));
     let port = match port {
-        StandInPort::Exactly(p) => p,
+        PortChoice::Exactly(p) => p,
         // A probe rather than a failure: a second local run (or anything else on the port)
         // should not stop this one.
-        StandInPort::Preferred(p) if TcpListener::bind(addr(p)).is_ok() => p,
-        StandInPort::Preferred(_) => 0,
+        PortChoice::Preferred(p) if TcpListener::bind(addr(p)).is_ok() => p,
+        PortChoice::Preferred(_) => 0,
     };
     if port != 0 {
         TcpListener::bind(addr(port))

@@ -22,7 +22,10 @@ struct LocalRun {
 
 impl LocalRun {
     fn start(envs: &[(&str, &str)]) -> LocalRun {
-        Self::start_with(&["--port", "0", "--healthlake-port", "0"], envs)
+        Self::start_with(
+            &["--port", "0", "--healthlake-port", "0", "--page-port", "0"],
+            envs,
+        )
     }
 
     fn start_with(args: &[&str], envs: &[(&str, &str)]) -> LocalRun {
@@ -72,25 +75,42 @@ impl LocalRun {
     }
 
     fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
-        let mut stream = TcpStream::connect(self.addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        stream.write_all(req.as_bytes()).unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).expect("read the answer");
-        Answer::parse(&raw)
+        call(self.addr, method, path, headers)
     }
 
     fn get(&self, path: &str) -> Answer {
         self.call("GET", path, &[])
     }
+
+    /// The web page's URL as the banner prints it, and the address it is served from.
+    fn page(&self) -> (String, SocketAddr) {
+        let url = self
+            .banner
+            .lines()
+            .find_map(|l| l.strip_prefix("Web page: "))
+            .unwrap_or_else(|| panic!("no page in the banner:\n{}", self.banner))
+            .to_owned();
+        let port = url
+            .strip_prefix("http://localhost:")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("not a localhost URL: {url}"));
+        (url, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+}
+
+fn call(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read the answer");
+    Answer::parse(&raw)
 }
 
 impl Drop for LocalRun {
@@ -160,7 +180,13 @@ fn every_demo_job_answers_over_http_as_the_banner_says() {
         assert_eq!(resp.status, job.http_status, "{}: {resp:?}", job.id);
         let body = resp.json();
         match job.behaviour {
-            Behaviour::Status(status) => {
+            Behaviour::Status(_) | Behaviour::Moving(_) => {
+                // The moving job is asked here for the first time: it starts at its first step.
+                let status = match job.behaviour {
+                    Behaviour::Moving(steps) => steps[0].1,
+                    Behaviour::Status(status) => status,
+                    _ => unreachable!(),
+                };
                 assert_eq!(resp.header("content-type"), Some("application/json"));
                 assert_eq!(body["status"], status);
                 assert_eq!(body["jobId"], job.id);
@@ -209,26 +235,36 @@ fn the_raw_path_methods_and_cors_behave_as_in_lambda() {
     assert_eq!(head.body, "");
     assert!(head.header("etag").is_some());
 
-    // The local run turns CORS on for a local web app when ALLOWED_ORIGINS is not set.
-    assert!(run
-        .banner
-        .contains("ALLOWED_ORIGINS=http://localhost:5173 (the local run's default)"));
-    let preflight = run.call(
-        "OPTIONS",
-        &job_path("job-queued"),
-        &[
-            ("Origin", "http://localhost:5173"),
-            ("Access-Control-Request-Method", "GET"),
-        ],
+    // The local run turns CORS on for its page and a local web app (Vite's port) when
+    // ALLOWED_ORIGINS is not set.
+    let (page, _) = run.page();
+    let page_origin = page.split("/?").next().unwrap();
+    assert!(
+        run.banner.contains(&format!(
+            "ALLOWED_ORIGINS={page_origin},http://localhost:5173 (the local run's default)"
+        )),
+        "{}",
+        run.banner
     );
-    assert_eq!(preflight.status, 204);
-    assert_eq!(
-        preflight.header("access-control-allow-origin"),
-        Some("http://localhost:5173")
-    );
-    assert!(preflight
-        .header("access-control-allow-methods")
-        .is_some_and(|m| m.contains("GET")));
+    for origin in [page_origin, "http://localhost:5173"] {
+        let preflight = run.call(
+            "OPTIONS",
+            &job_path("job-queued"),
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "if-none-match"),
+            ],
+        );
+        assert_eq!(preflight.status, 204);
+        assert_eq!(preflight.header("access-control-allow-origin"), Some(origin));
+        assert!(preflight
+            .header("access-control-allow-methods")
+            .is_some_and(|m| m.contains("GET")));
+        assert!(preflight
+            .header("access-control-allow-headers")
+            .is_some_and(|h| h.contains("if-none-match")));
+    }
 
     let delete = run.call("DELETE", &job_path("job-queued"), &[]);
     assert_eq!(delete.status, 405);
@@ -259,10 +295,64 @@ fn configuration_comes_from_the_environment_as_in_lambda() {
 }
 
 #[test]
+fn the_web_page_is_served_on_another_origin_and_watches_the_moving_job() {
+    let run = LocalRun::start(&[]);
+    let (url, page_addr) = run.page();
+    assert_ne!(page_addr.port(), run.addr.port());
+    let query = format!(
+        "/?api=http://{}&datastore={}&job={}",
+        run.addr,
+        demo::DATASTORE,
+        demo::MOVING_JOB
+    );
+    assert!(url.ends_with(&query), "{url}");
+    let index = call(page_addr, "GET", &query, &[]);
+    assert_eq!(index.status, 200);
+    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(index.body.contains("<script type=\"module\" src=\"/page.js\">"));
+    for module in ["/page.js", "/poll.js"] {
+        let js = call(page_addr, "GET", module, &[]);
+        assert_eq!(js.status, 200, "{module}");
+        assert_eq!(js.header("content-type"), Some("text/javascript; charset=utf-8"));
+    }
+    assert!(call(page_addr, "GET", "/poll.js", &[])
+        .body
+        .contains("export async function watchExportJob"));
+    assert_eq!(call(page_addr, "GET", "/Cargo.toml", &[]).status, 404);
+    assert!(run
+        .banner
+        .contains("job-moving: SUBMITTED → IN_PROGRESS (3 s) → COMPLETED (8 s)"));
+
+    // The page's job moves from its first request, and each status keeps its ETag.
+    let first = run.get(&job_path(demo::MOVING_JOB));
+    assert_eq!(first.json()["status"], "SUBMITTED");
+    assert_eq!(first.header("retry-after"), Some("2"));
+    let etag = first.header("etag").unwrap().to_owned();
+    let again = run.call("GET", &job_path(demo::MOVING_JOB), &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    std::thread::sleep(demo::MOVING_STEPS[1].0);
+    let moved = run.call("GET", &job_path(demo::MOVING_JOB), &[("If-None-Match", &etag)]);
+    assert_eq!(moved.status, 200);
+    assert_eq!(moved.json()["status"], "IN_PROGRESS");
+    assert_eq!(moved.json()["submittedAt"], first.json()["submittedAt"]);
+}
+
+#[test]
+fn a_page_origin_outside_allowed_origins_is_named_in_the_banner() {
+    let run = LocalRun::start(&[("ALLOWED_ORIGINS", "https://app.example.com")]);
+    assert!(
+        run.banner
+            .contains("(its origin is not in ALLOWED_ORIGINS: the browser will refuse"),
+        "{}",
+        run.banner
+    );
+}
+
+#[test]
 fn a_taken_default_standin_port_moves_the_standin_and_says_so() {
     // Taken either by this listener or by whatever already holds it.
     let _holder = std::net::TcpListener::bind("127.0.0.1:9911");
-    let run = LocalRun::start_with(&["--port", "0"], &[]);
+    let run = LocalRun::start_with(&["--port", "0", "--page-port", "0"], &[]);
     assert!(run.banner.contains("(port 9911 is taken"), "{}", run.banner);
     assert!(
         !run.banner.contains("on http://127.0.0.1:9911 "),

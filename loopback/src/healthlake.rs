@@ -21,9 +21,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -52,6 +52,8 @@ pub enum Reply {
     Huge(usize),
     /// Closes the connection without answering.
     Drop,
+    /// A job that moves on with time (see `Reply::moving`).
+    Moving(Arc<Moving>),
 }
 
 impl Reply {
@@ -64,6 +66,61 @@ impl Reply {
 
     pub fn delayed(delay: Duration, then: Reply) -> Reply {
         Reply::Delayed(delay, Box::new(then))
+    }
+
+    /// A job that moves through `steps`: each `(after, status)` holds from `after` past the first
+    /// call that gets this reply, so whoever asks first watches the whole run. The job was
+    /// submitted at that first call and, once in a terminal status, ended when it got there.
+    pub fn moving(datastore: &str, job: &str, steps: &[(Duration, &'static str)]) -> Reply {
+        assert!(
+            steps.first().is_some_and(|(after, _)| after.is_zero()),
+            "the first step starts at once"
+        );
+        assert!(steps.windows(2).all(|w| w[0].0 < w[1].0), "steps come in order");
+        Reply::Moving(Arc::new(Moving {
+            datastore: datastore.to_owned(),
+            job: job.to_owned(),
+            steps: steps.to_vec(),
+            first_call: OnceLock::new(),
+        }))
+    }
+}
+
+/// The state of a `Reply::moving` job; clones of the reply share its clock.
+#[derive(Debug)]
+pub struct Moving {
+    datastore: String,
+    job: String,
+    steps: Vec<(Duration, &'static str)>,
+    first_call: OnceLock<SystemTime>,
+}
+
+impl Moving {
+    /// `ExportJobProperties` as of `now`, the clock starting at the first call.
+    fn now(&self) -> Value {
+        let now = SystemTime::now();
+        self.props_at(*self.first_call.get_or_init(|| now), now)
+    }
+
+    fn props_at(&self, first_call: SystemTime, now: SystemTime) -> Value {
+        let elapsed = now.duration_since(first_call).unwrap_or_default();
+        let (after, status) = self
+            .steps
+            .iter()
+            .rev()
+            .find(|(after, _)| *after <= elapsed)
+            .unwrap_or(&self.steps[0]);
+        // Epoch seconds with milliseconds, as HealthLake sends them.
+        let epoch = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+        };
+        let mut props = job(&self.datastore, &self.job, status);
+        props["SubmitTime"] = json!(epoch(first_call));
+        if props.get("EndTime").is_some() {
+            props["EndTime"] = json!(epoch(first_call + *after));
+        }
+        props
     }
 }
 
@@ -291,6 +348,10 @@ async fn render(reply: Reply) -> Result<Response<Body>, std::io::Error> {
                 continue;
             }
             Reply::Job(props) => full(200, json!({ "ExportJobProperties": props }).to_string()),
+            Reply::Moving(moving) => full(
+                200,
+                json!({ "ExportJobProperties": moving.now() }).to_string(),
+            ),
             Reply::Raw(body) => full(200, body),
             Reply::Error { status, code } => full(
                 status,
@@ -348,5 +409,69 @@ impl hyper::body::Body for Filler {
         let n = self.left.min(CHUNK);
         self.left -= n;
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b' '; n])))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEPS: [(Duration, &str); 3] = [
+        (Duration::ZERO, "SUBMITTED"),
+        (Duration::from_secs(3), "IN_PROGRESS"),
+        (Duration::from_secs(7), "COMPLETED"),
+    ];
+
+    fn moving(reply: &Reply) -> &Moving {
+        match reply {
+            Reply::Moving(m) => m,
+            other => panic!("not a moving job: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_moving_job_follows_its_steps_from_the_first_call() {
+        let reply = Reply::moving("ds", "job", &STEPS);
+        let m = moving(&reply);
+        let start = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let at = |ms| m.props_at(start, start + Duration::from_millis(ms));
+        for (ms, status) in [
+            (0, "SUBMITTED"),
+            (2_999, "SUBMITTED"),
+            (3_000, "IN_PROGRESS"),
+            (6_999, "IN_PROGRESS"),
+            (7_000, "COMPLETED"),
+            (60_000, "COMPLETED"),
+        ] {
+            let props = at(ms);
+            assert_eq!(props["JobStatus"], status, "at {ms} ms");
+            assert_eq!(props["JobId"], "job");
+            assert_eq!(props["DatastoreId"], "ds");
+            assert_eq!(props["SubmitTime"], 1_700_000_000.25, "at {ms} ms");
+        }
+        assert!(at(6_999).get("EndTime").is_none());
+        // Ended when it got there, however late it is asked.
+        assert_eq!(at(7_000)["EndTime"], 1_700_000_007.25);
+        assert_eq!(at(60_000)["EndTime"], 1_700_000_007.25);
+        // Before the first call (a clock step back): the first step.
+        assert_eq!(
+            m.props_at(start, start - Duration::from_secs(1))["JobStatus"],
+            "SUBMITTED"
+        );
+    }
+
+    #[test]
+    fn clones_of_a_moving_reply_share_one_clock() {
+        let reply = Reply::moving("ds", "job", &STEPS);
+        let copy = reply.clone();
+        let first = moving(&reply).now();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(moving(&copy).now()["SubmitTime"], first["SubmitTime"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "the first step starts at once")]
+    fn a_moving_job_starts_at_its_first_step() {
+        Reply::moving("ds", "job", &STEPS[1..]);
     }
 }

@@ -36,6 +36,43 @@ use tokio::sync::{oneshot, Notify};
 /// Matches `AWS_LAMBDA_FUNCTION_NAME` in the function's environment; the account is fictitious.
 pub const FUNCTION_NAME: &str = "export-job-status";
 pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:export-job-status";
+/// The role's credentials in [`lambda_environment`]: static, fictitious, and never to be logged.
+pub const ACCESS_KEY_ID: &str = "AKIAFAULTTESTEXAMPLE";
+pub const SECRET_ACCESS_KEY: &str = "faultSecretKey/K7MDENG/bPxRfiCYEXAMPLEKEY";
+pub const SESSION_TOKEN: &str = "faultSessionToken//////////wEaCXVzLWVhc3QtMSJHMEUCIQDEXAMPLE";
+
+/// The environment Lambda gives a custom runtime (its variables, the role's credentials as
+/// environment variables), with HealthLake at `healthlake_url` and nothing on this machine
+/// able to supply other credentials. The test harness and the benchmark start every build with
+/// exactly this, plus what they add.
+pub fn lambda_environment(api: &RuntimeApi, healthlake_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_LAMBDA_RUNTIME_API", api.host_port()),
+        ("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME.into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{FUNCTION_NAME}"),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/01/01/[$LATEST]0123456789abcdef".into(),
+        ),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.into()),
+        ("AWS_SESSION_TOKEN", SESSION_TOKEN.into()),
+        ("AWS_ENDPOINT_URL_HEALTHLAKE", healthlake_url.into()),
+        // No profile, no instance metadata: nothing here can supply other credentials.
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("TZ", ":UTC".into()),
+    ]
+}
+
 /// How long [`RuntimeApi::invoke`] waits for the function to take a queued event (its start-up
 /// included, for the first one) before giving up on it.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);

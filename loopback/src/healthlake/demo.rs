@@ -1,5 +1,6 @@
-//! The demo data: one datastore with one job per HealthLake JobStatus, plus a job that does not
-//! exist, one that is always throttled and one slower than any upstream budget. The local run
+//! The demo data: one datastore with one job per HealthLake JobStatus, plus a job that moves
+//! through its statuses, one that does not exist, one that is always throttled and one slower
+//! than any upstream budget. The local run
 //! serves it, and the tests that check `events/` and the local run load the same data, so what
 //! the README promises is what is tested.
 
@@ -14,11 +15,26 @@ pub const DATASTORE: &str = "demo-datastore";
 /// ends in the function's own 504, whatever `UPSTREAM_TIMEOUT_MS` says.
 pub const SLOW_DELAY: Duration = Duration::from_secs(30);
 
+/// The job that moves on its own, for the web page to watch.
+pub const MOVING_JOB: &str = "job-moving";
+
+/// The moving job's run, from its first request: long enough in each running status for a poller
+/// that waits the function's shortest `Retry-After` (2 s) to see it twice (a 304 the second
+/// time), with room for slow requests in IN_PROGRESS; short enough to watch to the end in about
+/// ten seconds.
+pub const MOVING_STEPS: [(Duration, &str); 3] = [
+    (Duration::ZERO, "SUBMITTED"),
+    (Duration::from_secs(3), "IN_PROGRESS"),
+    (Duration::from_secs(8), "COMPLETED"),
+];
+
 /// How a demo job answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
     /// A job in this HealthLake JobStatus.
     Status(&'static str),
+    /// A job that moves through these statuses, each from its offset past the job's first call.
+    Moving(&'static [(Duration, &'static str)]),
     /// No such job: ResourceNotFoundException.
     Missing,
     /// ThrottlingException on every attempt.
@@ -43,7 +59,7 @@ const fn status(id: &'static str, s: &'static str) -> DemoJob {
     }
 }
 
-pub const JOBS: [DemoJob; 13] = [
+pub const JOBS: [DemoJob; 14] = [
     status("job-submitted", "SUBMITTED"),
     status("job-queued", "QUEUED"),
     status("job-in-progress", "IN_PROGRESS"),
@@ -54,6 +70,11 @@ pub const JOBS: [DemoJob; 13] = [
     status("job-cancel-in-progress", "CANCEL_IN_PROGRESS"),
     status("job-cancel-completed", "CANCEL_COMPLETED"),
     status("job-cancel-failed", "CANCEL_FAILED"),
+    DemoJob {
+        id: MOVING_JOB,
+        behaviour: Behaviour::Moving(&MOVING_STEPS),
+        http_status: 200,
+    },
     DemoJob {
         id: "job-missing",
         behaviour: Behaviour::Missing,
@@ -80,6 +101,7 @@ pub fn load(standin: &StandIn) {
     for demo in JOBS {
         let reply = match demo.behaviour {
             Behaviour::Status(s) => Reply::Job(dated(job(DATASTORE, demo.id, s), now)),
+            Behaviour::Moving(steps) => Reply::moving(DATASTORE, demo.id, steps),
             // Not scripted: the stand-in answers ResourceNotFoundException for unknown jobs.
             Behaviour::Missing => continue,
             Behaviour::Throttled => Reply::error(400, "ThrottlingException"),

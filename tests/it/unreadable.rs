@@ -8,11 +8,8 @@
 //! (cargo-lambda's default when the release profile leaves `panic` unset) dies here with
 //! SIGABRT and posts nothing. .ci/run runs this against the artifacts cargo-lambda builds.
 
-mod binary;
-mod common;
-
-use binary::{alb_event, posted, rest_event, slug, Function, DEADLINE};
-use common::{job_path, DS};
+use crate::binary::{alb_event, posted, rest_event, slug, Function, DEADLINE};
+use crate::common::{job_path, DS};
 use loopback::healthlake::StandIn;
 use loopback::runtime_api::RuntimeApi;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
-//! The Lambda side: takes any event from the Runtime API, lets lambda_http turn HTTP events into
-//! requests and responses into the shape their source expects, and answers everything else
-//! itself with a 400 (in its source's shape where the event is an HTTP event that could not be
-//! read), so that no event ever becomes an invocation error.
+//! Lambda events in, answers out: takes any event from the Runtime API, lets lambda_http turn
+//! HTTP events into requests and responses into the shape their source expects, and answers
+//! everything else itself with a 400 (in its source's shape where the event is an HTTP event that
+//! could not be read), so that no event ever becomes an invocation error.
 
 use crate::config::AllowedOrigins;
 use crate::error::Error;

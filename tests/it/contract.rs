@@ -1,9 +1,7 @@
 //! The HTTP contract, through the real handler and the real SDK client against the loopback
 //! HealthLake stand-in: every JobStatus, every row of the error table, caching and headers.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::handler::handle;
 use lambda_http::http::Method;

@@ -2,12 +2,10 @@
 //! and every response the handler renders, whatever HealthLake answered, through the real SDK
 //! client (an in-process HTTP client answers its calls, so the SDK's own deserialisation runs).
 
-mod common;
-
+use crate::common::job_path;
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
 use aws_smithy_http_client::test_util::infallible_client_fn;
-use common::job_path;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::handler::{handle, App};
 use export_job_status::ids::{DatastoreId, JobId, MAX_LEN};
@@ -360,7 +358,7 @@ fn render(call: &Call, answer: Upstream) -> Response<Body> {
     let world = &*WORLD;
     *world.answer.lock().unwrap() = Some(answer);
     let app = App::new(world.client.clone(), config());
-    let mut req = common::request(call.method.clone(), &job_path(&call.ds, &call.job));
+    let mut req = crate::common::request(call.method.clone(), &job_path(&call.ds, &call.job));
     if let Some(v) = &call.if_none_match {
         req.headers_mut().insert("if-none-match", v.parse().unwrap());
     }
@@ -420,7 +418,7 @@ proptest! {
 /// as in a bucket name) or after a key id came through `scrub` whole.
 #[test]
 fn account_ids_after_dash_joined_numbers_are_redacted() {
-    use export_job_status::job::scrub;
+    use export_job_status::redact::scrub;
     assert_eq!(
         scrub("s3://exports-2024-123456789012/x/"),
         "s3://exports-2024-[redacted]/x/"

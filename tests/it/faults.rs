@@ -4,11 +4,8 @@
 //! and a burst of throttling. First through the handler in-process, then all of them through
 //! one process of the compiled binary, which must outlive them and keep answering.
 
-mod binary;
-mod common;
-
-use binary::{alb_event, posted, rest_event, rest_header, slug, Function, DEADLINE};
-use common::*;
+use crate::binary::{alb_event, posted, rest_event, rest_header, slug, Function, DEADLINE};
+use crate::common::*;
 use export_job_status::config::Config;
 use export_job_status::handler::handle;
 use futures_util::future::join_all;
@@ -258,8 +255,8 @@ fn one_process_outlives_every_fault_and_keeps_answering() {
     }
 
     // Found by fuzzing: lambda_http panics turning an event with an unparseable Host into a
-    // request. The function answers 400 instead of failing the invocation (tests/unreadable.rs
-    // has the shapes and the log line).
+    // request. The function answers 400 instead of failing the invocation (unreadable.rs has
+    // the shapes and the log line).
     let resp = posted(
         api.invoke(
             alb_event(&job_path(DS, "job-ok"), "app.example.com:99999"),

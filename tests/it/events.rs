@@ -3,9 +3,7 @@
 //! file name documents (`rest-running-200.json`: 200), under each Lambda context the documented
 //! tools give it. A file that names no status fails, so no fixture goes untested.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use export_job_status::config::Config;
 use export_job_status::handler::handle;
 use lambda_http::{Body, Context, RequestExt};

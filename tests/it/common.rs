@@ -1,5 +1,4 @@
 //! Shared by the integration tests: the real SDK client, pointed at the loopback stand-in.
-#![allow(dead_code)] // each test binary uses its own part of this
 
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
