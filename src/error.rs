@@ -18,8 +18,10 @@ pub enum Error {
     /// The path is not `/datastores/{datastoreId}/export-jobs/{jobId}`.
     NoRoute,
     MethodNotAllowed,
-    /// The Lambda event is not an HTTP event that lambda_http understands.
+    /// The Lambda event is not an HTTP event.
     NotAnHttpEvent,
+    /// An HTTP event whose request could not be read (lambda_http rejected it or panicked on it).
+    UnreadableRequest,
     /// A datastore outside `ALLOWED_DATASTORE_IDS`: answered like a missing job, so the list
     /// itself is not disclosed.
     DatastoreNotAllowed,
@@ -119,6 +121,13 @@ impl Error {
                 "not-an-http-event",
                 "Not an HTTP event",
                 "This function answers API Gateway, function URL and ALB HTTP events only.".into(),
+                NO_HEADERS,
+            ),
+            Error::UnreadableRequest => (
+                S::BAD_REQUEST,
+                "unreadable-request",
+                "Unreadable request",
+                "The HTTP request in the event could not be read (for example a Host header or a body that cannot be decoded).".into(),
                 NO_HEADERS,
             ),
             Error::NoRoute => (
@@ -235,6 +244,7 @@ impl Error {
             Error::NoRoute,
             Error::MethodNotAllowed,
             Error::NotAnHttpEvent,
+            Error::UnreadableRequest,
             Error::DatastoreNotAllowed,
             Error::Internal,
         ];
@@ -246,6 +256,7 @@ impl Error {
                 | Error::NoRoute
                 | Error::MethodNotAllowed
                 | Error::NotAnHttpEvent
+                | Error::UnreadableRequest
                 | Error::DatastoreNotAllowed
                 | Error::Upstream(_)
                 | Error::Internal => {}

@@ -1,9 +1,11 @@
-//! Lambda events in, answers out: takes any event from the Runtime API, lets lambda_http turn HTTP events into
-//! requests and responses into the shape their source expects, and answers everything else with
-//! a 400 in the API Gateway shape, so that no event ever becomes an invocation error.
+//! Lambda events in, answers out: takes any event from the Runtime API, lets lambda_http turn
+//! HTTP events into requests and responses into the shape their source expects, and answers
+//! everything else itself with a 400 (in its source's shape where the event is an HTTP event that
+//! could not be read), so that no event ever becomes an invocation error.
 
 use crate::config::AllowedOrigins;
 use crate::error::Error;
+use crate::event_source::{Shaped, Source};
 use crate::handler::{self, App};
 use crate::metrics;
 use crate::response::Reply;
@@ -16,25 +18,37 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// An event lambda_http can read, or anything else.
+/// An event lambda_http can read, an HTTP event it cannot, or anything else.
 pub enum Incoming {
-    Http(Box<LambdaRequest>),
+    Http {
+        request: Box<LambdaRequest>,
+        source: Source,
+    },
+    Unreadable(Source),
     Other,
 }
 
 impl<'de> Deserialize<'de> for Incoming {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
-        Ok(LambdaRequest::deserialize(value).map_or(Incoming::Other, |r| Incoming::Http(Box::new(r))))
+        let source = Source::of(&value);
+        Ok(match LambdaRequest::deserialize(value) {
+            Ok(request) => Incoming::Http {
+                source: source.unwrap_or_else(|| Source::of_request(&request)),
+                request: Box::new(request),
+            },
+            Err(_) => source.map_or(Incoming::Other, Incoming::Unreadable),
+        })
     }
 }
 
-/// Either lambda_http's response for the event's source, or our answer to a non-HTTP event.
+/// Either lambda_http's response for the event's source, or our own answer to an event that
+/// never reached the handler.
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum Outcome<R> {
     Http(R),
-    NotHttp(Box<ApiGatewayProxyResponse>),
+    Refused(Box<Shaped>),
 }
 
 /// Serves invocations until the Runtime API goes away.
@@ -59,30 +73,56 @@ where
 {
     let LambdaEvent { payload, context } = event;
     let answer = match payload {
-        Incoming::Http(req) => {
+        Incoming::Http { request, source } => {
             let request_id = context.request_id.clone();
-            // lambda_http panics on some events it has deserialized: a Host header with a bad
-            // port (`Url::parse(..).unwrap()` in its request conversion). Found by fuzzing; such
-            // an event is answered as one it cannot read, not failed as an invocation.
-            catch_unwind(AssertUnwindSafe(|| http.call(LambdaEvent::new(*req, context))))
-                .map_err(|_panic| not_http(&request_id))
+            // lambda_http panics on some events it has deserialized: a Host it cannot turn into
+            // a URI, an undecodable base64 body. Such an event is answered as one it cannot
+            // read, not failed as an invocation (the release profile keeps panic = "unwind").
+            catch_unwind(AssertUnwindSafe(|| {
+                http.call(LambdaEvent::new(*request, context))
+            }))
+            .map_err(|_panic| unreadable(source, &request_id))
         }
+        Incoming::Unreadable(source) => Err(unreadable(source, &context.request_id)),
         Incoming::Other => Err(not_http(&context.request_id)),
     };
     async move {
         match answer {
             Ok(fut) => fut.await.map(Outcome::Http),
-            Err(resp) => Ok(Outcome::NotHttp(resp)),
+            Err(resp) => Ok(Outcome::Refused(resp)),
         }
     }
 }
 
-fn not_http(request_id: &str) -> Box<ApiGatewayProxyResponse> {
-    let req = Request::new(Body::Empty);
-    let resp = Reply::for_request(&req, request_id.to_owned(), &AllowedOrigins::None)
-        .problem(&Error::NotAnHttpEvent);
-    let (parts, body) = resp.into_parts();
-    let mut out = Box::<ApiGatewayProxyResponse>::default();
+/// Our problem answer to an event that never reached the handler, as an HTTP response.
+fn problem(request_id: &str, err: &Error) -> lambda_http::Response<Body> {
+    Reply::for_request(
+        &Request::new(Body::Empty),
+        request_id.to_owned(),
+        &AllowedOrigins::None,
+    )
+    .problem(err)
+}
+
+fn unreadable(source: Source, request_id: &str) -> Box<Shaped> {
+    let out = source.shape(problem(request_id, &Error::UnreadableRequest));
+    // A request line like the handler's, metrics included.
+    tracing::info!(
+        target: metrics::TARGET,
+        request_id,
+        status = out.status_code(),
+        Outcome = Error::UnreadableRequest.case().slug,
+        ServerErrors = 0u8,
+        "request could not be read"
+    );
+    Box::new(out)
+}
+
+/// Not an HTTP event: there is no source to shape the answer for, so it is API Gateway's 1.0
+/// shape with plain `headers`, which a direct invoke can read as well as anything.
+fn not_http(request_id: &str) -> Box<Shaped> {
+    let (parts, body) = problem(request_id, &Error::NotAnHttpEvent).into_parts();
+    let mut out = ApiGatewayProxyResponse::default();
     out.status_code = i64::from(parts.status.as_u16());
     out.headers = parts.headers;
     out.body = match body {
@@ -98,5 +138,5 @@ fn not_http(request_id: &str) -> Box<ApiGatewayProxyResponse> {
         ServerErrors = 0u8,
         "request is not an HTTP event"
     );
-    out
+    Box::new(Shaped::Rest(out))
 }

@@ -14,6 +14,7 @@
 mod cache;
 pub mod config;
 pub mod error;
+pub mod event_source;
 pub mod fleet;
 pub mod handler;
 pub mod ids;
@@ -21,6 +22,7 @@ pub mod job;
 pub mod lambda_event;
 pub mod logging;
 pub mod metrics;
+pub mod panic_log;
 pub mod redact;
 mod response;
 pub mod route;

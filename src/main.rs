@@ -4,13 +4,14 @@
 use aws_sdk_healthlake::Client;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
-use export_job_status::{lambda_event, logging, upstream};
+use export_job_status::{lambda_event, logging, panic_log, upstream};
 
 const ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_HEALTHLAKE", "AWS_ENDPOINT_URL_DYNAMODB"];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     logging::init();
+    panic_log::install();
     // An empty value means unset, as for our own variables: `sam local invoke` without
     // `--env-vars` gives every declared variable "", which the SDK would take as an endpoint.
     // Still single-threaded here (current-thread runtime, nothing spawned), so this is sound.

@@ -88,11 +88,13 @@ fn bench(c: &mut Criterion) {
     // What lambda_event::run does with one event, minus the Runtime API's HTTP.
     let mut one = |bytes: &[u8]| -> Vec<u8> {
         let outcome = match serde_json::from_slice::<Incoming>(bytes).unwrap() {
-            Incoming::Http(req) => {
-                let fut = adapter.call(LambdaEvent::new(*req, Context::default()));
+            Incoming::Http { request, .. } => {
+                let fut = adapter.call(LambdaEvent::new(*request, Context::default()));
                 Outcome::Http(rt.block_on(fut).unwrap())
             }
-            Incoming::Other => unreachable!("the benchmark sends HTTP events"),
+            Incoming::Unreadable(_) | Incoming::Other => {
+                unreachable!("the benchmark sends HTTP events it can read")
+            }
         };
         serde_json::to_vec(&outcome).unwrap()
     };

@@ -38,7 +38,7 @@ impl Function {
         env.retain(|(k, _)| !without.contains(k));
         env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_export-job-status"))
+        let mut child = command()
             .env_clear()
             .envs(env)
             .stdin(Stdio::null())
@@ -107,13 +107,14 @@ impl Function {
     /// The `message: "request"` log lines, once there are `count` (the reader may lag the
     /// answer by a moment), or whatever there is after 5 s.
     pub fn request_lines(&self, count: usize) -> Vec<Value> {
+        self.lines_where(count, |l| l["message"] == "request")
+    }
+
+    /// The log lines that `pred` picks, once there are `count`, or whatever there is after 5 s.
+    pub fn lines_where(&self, count: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let until = Instant::now() + Duration::from_secs(5);
         loop {
-            let lines: Vec<Value> = self
-                .log_lines()
-                .into_iter()
-                .filter(|l| l["message"] == "request")
-                .collect();
+            let lines: Vec<Value> = self.log_lines().into_iter().filter(&pred).collect();
             if lines.len() >= count || Instant::now() >= until {
                 return lines;
             }
@@ -154,6 +155,26 @@ impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The binary under test: the one cargo built for this test run, or the one named by
+/// `EXPORT_JOB_STATUS_BINARY` (the artifact `sam build` made, in CI), run through
+/// `EXPORT_JOB_STATUS_RUNNER` when that is set (an emulator and its arguments, split on
+/// whitespace: `qemu-aarch64 -L /usr/aarch64-linux-gnu` for the arm64 artifact).
+pub fn command() -> Command {
+    let binary = std::env::var_os("EXPORT_JOB_STATUS_BINARY")
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_export-job-status").into());
+    let runner = std::env::var("EXPORT_JOB_STATUS_RUNNER").unwrap_or_default();
+    let mut runner = runner.split_whitespace();
+    match runner.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(runner).arg(binary);
+            command
+        }
+        None => Command::new(binary),
     }
 }
 

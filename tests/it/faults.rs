@@ -258,7 +258,8 @@ fn one_process_outlives_every_fault_and_keeps_answering() {
     }
 
     // Found by fuzzing: lambda_http panics turning an event with an unparseable Host into a
-    // request. The function answers 400 instead of failing the invocation.
+    // request. The function answers 400 instead of failing the invocation (unreadable.rs has
+    // the shapes and the log line).
     let resp = posted(
         api.invoke(
             alb_event(&job_path(DS, "job-ok"), "app.example.com:99999"),
@@ -267,7 +268,7 @@ fn one_process_outlives_every_fault_and_keeps_answering() {
         "bad host",
     );
     assert_eq!(resp["statusCode"], 400, "{resp}");
-    assert_eq!(slug(&resp), "not-an-http-event");
+    assert_eq!(slug(&resp), "unreadable-request");
 
     ok("last", "job-last");
     assert!(function.running(), "the function exited");
@@ -322,13 +323,13 @@ fn assert_fault_metrics(function: &Function, healthlake: &StandIn) {
     let all = function.log_lines();
     let bad_host: Vec<&serde_json::Value> = all
         .iter()
-        .filter(|l| l["message"] == "request is not an HTTP event")
+        .filter(|l| l["message"] == "request could not be read")
         .collect();
     assert_eq!(bad_host.len(), 1, "{all:#?}");
     let id = bad_host[0]["request_id"].as_str().unwrap();
     assert_request_metrics(
         bad_host[0],
-        &Expected::local(id, 400, "not-an-http-event"),
+        &Expected::local(id, 400, "unreadable-request"),
         NAMESPACE,
     );
     assert_one_cold_start(&all);

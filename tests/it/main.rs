@@ -6,7 +6,8 @@
 //! - In-process: `contract` (the HTTP contract, every row of the error table), `events` (the
 //!   sample events of `events/`), `properties` (property tests).
 //! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`, `scoping` (partner
-//!   and IAM callers, with moto's DynamoDB from `dynamodb`).
+//!   and IAM callers, with moto's DynamoDB from `dynamodb`), `unreadable` (events lambda_http
+//!   cannot read), `corpus` (public events from tests/corpus/).
 //! - `fleet`: the shared tier against moto (a DynamoDB-compatible server it starts), in-process
 //!   and across processes of the binary.
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
@@ -20,6 +21,7 @@ mod dynamodb;
 mod emf;
 
 mod contract;
+mod corpus;
 mod e2e;
 mod events;
 mod faults;
@@ -30,3 +32,4 @@ mod problems;
 mod properties;
 mod scoping;
 mod template;
+mod unreadable;

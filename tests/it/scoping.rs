@@ -455,7 +455,11 @@ fn iam_callers_are_logged_by_principal_id_and_answers_never_cross_caller_kinds()
         "again",
     );
     assert_eq!(partner_again["body"], partner["body"]);
-    assert_eq!(hl.calls_for("job-a"), 1, "one HealthLake call for both kinds of caller");
+    assert_eq!(
+        hl.calls_for("job-a"),
+        1,
+        "one HealthLake call for both kinds of caller"
+    );
     // In an IAM deployment an API-key event is still scoped by its mapping.
     assert_refused(
         &posted(
