@@ -6,7 +6,7 @@
 //! - In-process: `contract` (the HTTP contract, every row of the error table), `events` (the
 //!   sample events of `events/`), `properties` (property tests).
 //! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`, `scoping` (partner
-//!   and IAM callers, with moto's DynamoDB from `dynamodb`), `unreadable` (events lambda_http
+//!   and IAM callers, with moto's DynamoDB from `loopback::moto`), `unreadable` (events lambda_http
 //!   cannot read), `corpus` (public events from tests/corpus/).
 //! - `fleet`: the shared tier against moto (a DynamoDB-compatible server it starts), in-process
 //!   and across processes of the binary.
@@ -17,7 +17,6 @@
 
 mod binary;
 mod common;
-mod dynamodb;
 mod emf;
 
 mod contract;

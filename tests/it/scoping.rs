@@ -9,12 +9,10 @@ use crate::binary::{
     DEADLINE,
 };
 use crate::common::job_path;
-use crate::dynamodb::Moto;
-use aws_sdk_dynamodb::types::AttributeValue;
 use loopback::healthlake::StandIn;
+use loopback::moto::Moto;
 use loopback::runtime_api::RuntimeApi;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 const TABLE: &str = "export-status";
@@ -77,15 +75,13 @@ fn http_api_key_event(request_id: &str, ds: &str, job: &str) -> Value {
 }
 
 /// A partner item as docs/partners.md tells operators to write it.
-fn partner_item(key_id: &str, datastores: &[&str], label: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(format!("apikey#{key_id}"))),
-        (
-            "datastores".to_owned(),
-            AttributeValue::Ss(datastores.iter().map(|d| d.to_string()).collect()),
-        ),
-        ("label".to_owned(), AttributeValue::S(label.to_owned())),
-    ])
+/// (DynamoDB's JSON wire format, as `aws dynamodb put-item --item` takes it.)
+fn partner_item(key_id: &str, datastores: &[&str], label: &str) -> Value {
+    json!({
+        "pk": {"S": format!("apikey#{key_id}")},
+        "datastores": {"SS": datastores},
+        "label": {"S": label},
+    })
 }
 
 fn healthlake() -> StandIn {
@@ -261,7 +257,7 @@ fn the_mapping_is_read_again_while_the_function_runs_and_a_malformed_one_never_w
     moto.create_table(TABLE);
     // Malformed from the first read: the key reads nothing, the process goes on.
     let mut bad = partner_item("pk4badfrst", &[DS_A], "Bad");
-    bad.insert("datastores".into(), AttributeValue::S(DS_A.into()));
+    bad["datastores"] = json!({"S": DS_A});
     moto.put_item(TABLE, bad);
     let hl = healthlake();
     let api = RuntimeApi::start();
@@ -321,10 +317,7 @@ fn the_mapping_is_read_again_while_the_function_runs_and_a_malformed_one_never_w
     assert_refused(&ask(key, DS_B, "job-b"), "after the mapping moved");
     assert_eq!(ask(key, DS_A, "job-a")["statusCode"], 200);
     let mut broken = partner_item(key, &[DS_A], "Refreshed");
-    broken.insert(
-        "datastores".into(),
-        AttributeValue::Ss(vec![DS_B.into(), "bad#id".into()]),
-    );
+    broken["datastores"] = json!({"SS": [DS_B, "bad#id"]});
     moto.put_item(TABLE, broken);
     wait();
     assert_eq!(
@@ -341,7 +334,11 @@ fn the_mapping_is_read_again_while_the_function_runs_and_a_malformed_one_never_w
         "{}",
         kept[0]
     );
-    moto.delete_item(TABLE, &format!("apikey#{key}"));
+    moto.call(
+        "DeleteItem",
+        &json!({"TableName": TABLE, "Key": {"pk": {"S": format!("apikey#{key}")}}}),
+    )
+    .expect("DeleteItem");
     wait();
     // job-a is in the terminal cache by now: the cache is consulted only after the mapping.
     assert_refused(&ask(key, DS_A, "job-a"), "after the mapping was deleted");
