@@ -15,3 +15,4 @@ pub mod response;
 pub mod route;
 pub mod runtime;
 pub mod upstream;
+pub mod warmup;

@@ -28,6 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .credentials_provider(upstream::EnvironmentFirst::default())
         .load()
         .await;
+    upstream::preconnect(&sdk).await;
     let app: &'static App = Box::leak(Box::new(App::new(Client::new(&sdk), config)));
     runtime::run(app).await
 }
