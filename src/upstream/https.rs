@@ -1,14 +1,15 @@
 //! The SDK's HTTPS client, built here instead of taken from aws-smithy-http-client: hyper's pooled
-//! HTTP/1.1 client over rustls with ring's cryptography, and one trust store per process, read
-//! with a fast PEM reader. The SDK's own client decodes the whole system bundle with a
-//! constant-time base64 decoder (made for private keys) and rebuilds the trust store for every
-//! client it makes, STS's included: that was half the CPU of a cold start. The README's
-//! Performance section has the numbers.
+//! HTTP/1.1 client over rustls with ring's cryptography, and one trust store per process. The
+//! SDK's own client decodes the whole system bundle with a constant-time base64 decoder (made for
+//! private keys) and rebuilds the trust store for every client it makes, STS's included: that was
+//! half the CPU of a cold start. bench/README.md has the numbers.
 //!
 //! Trust: `SSL_CERT_FILE` and `SSL_CERT_DIR` when either is set (as OpenSSL and
-//! rustls-native-certs read them: they replace the system store), else the system bundle (on
-//! Lambda's Amazon Linux 2023, `/etc/pki/tls/certs/ca-bundle.crt`). Certificates are verified by
-//! rustls against those roots as always; only the reading is ours.
+//! rustls-native-certs read them: they replace the built-in roots; the tests trust their own CA
+//! this way), else the roots compiled in (webpki-roots: Mozilla's root program, which includes the
+//! Amazon and Starfield roots AWS endpoints chain to). Compiled in, they cost nothing at
+//! start-up; reading and parsing the system bundle (145 certificates) was about a sixth of a cold
+//! start's CPU. The price: new or withdrawn roots arrive with a rebuild, not with the OS image.
 
 use crate::warmup::Warmed;
 use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
@@ -31,14 +32,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// Bundles of the common Linux layouts; the first that exists is the system store.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/pki/tls/certs/ca-bundle.crt",   // Amazon Linux (Lambda), Fedora, RHEL
-    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // RHEL, CentOS
-    "/etc/ssl/ca-bundle.pem",             // openSUSE
-    "/etc/ssl/cert.pem",                  // Alpine, macOS
-];
 /// Far more than any answer the function reads (a DescribeFHIRExportJob answer is a few kilobytes),
 /// far less than its memory. The SDK reads a whole body into memory before parsing it, however
 /// long it is, so a broken or hostile far side could otherwise exhaust the function's memory; a
@@ -101,7 +94,6 @@ pub fn tls_connector(connect_timeout: Option<Duration>) -> TlsConnector {
         .enable_http1()
         .wrap_connector(tcp)
 }
-
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
@@ -200,24 +192,25 @@ pub fn tls_config() -> &'static ClientConfig {
     })
 }
 
-/// The roots, from the variables as `env` reads them, else from the system bundle.
+/// The roots, from the variables as `env` reads them, else the compiled-in ones.
 fn trust_store(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> RootCertStore {
     let set = |name| env(name).filter(|v| !v.is_empty());
-    let mut certs = Vec::new();
     let (file, dirs) = (set("SSL_CERT_FILE"), set("SSL_CERT_DIR"));
-    if file.is_some() || dirs.is_some() {
-        if let Some(file) = file {
-            read_pem_file(Path::new(&file), &mut certs);
-        }
-        for dir in dirs.iter().flat_map(std::env::split_paths) {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if entry.path().is_file() {
-                    read_pem_file(&entry.path(), &mut certs);
-                }
+    if file.is_none() && dirs.is_none() {
+        return RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+    }
+    let mut certs = Vec::new();
+    if let Some(file) = file {
+        read_pem_file(Path::new(&file), &mut certs);
+    }
+    for dir in dirs.iter().flat_map(std::env::split_paths) {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_file() {
+                read_pem_file(&entry.path(), &mut certs);
             }
         }
-    } else if let Some(bundle) = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
-        read_pem_file(bundle, &mut certs);
     }
     let mut store = RootCertStore::empty();
     let (added, _unusable) = store.add_parsable_certificates(certs);
@@ -299,9 +292,14 @@ mod tests {
     }
 
     #[test]
-    fn the_system_bundle_is_used_when_nothing_is_set() {
-        if SYSTEM_BUNDLES.iter().any(|p| Path::new(p).is_file()) {
-            assert!(trust_store(&|_| None).len() > 10, "the system's public roots");
-        }
+    fn the_compiled_in_roots_are_used_when_nothing_is_set() {
+        let store = trust_store(&|_| None);
+        assert!(store.len() > 100, "Mozilla's public roots");
+        // Amazon Root CA 1, the root of AWS endpoints' chains.
+        let amazon = store.roots.iter().any(|r| {
+            let subject: &[u8] = r.subject.as_ref();
+            subject.windows(16).any(|w| w == b"Amazon Root CA 1")
+        });
+        assert!(amazon, "the roots AWS endpoints chain to");
     }
 }
