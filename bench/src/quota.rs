@@ -43,7 +43,7 @@ impl Quota {
     /// Finds a cgroup hierarchy with the CPU controller, makes this run's parent group in it and
     /// checks that a group with the quota can be made and entered. The error says why not.
     pub fn for_memory(memory_mb: u32, init_unthrottled: bool) -> Result<Quota, String> {
-        let quota_us = (PERIOD_US * u64::from(memory_mb) / u64::from(ONE_VCPU_MB)).max(MIN_QUOTA_US);
+        let quota_us = quota_us(memory_mb);
         let (version, root) = cpu_hierarchy()?;
         let parent = root.join(format!("ejs-bench-{}", std::process::id()));
         std::fs::create_dir_all(&parent).map_err(|e| format!("mkdir {}: {e}", parent.display()))?;
@@ -114,6 +114,11 @@ impl Drop for Quota {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.parent);
     }
+}
+
+/// CPU time per period for a memory size: its share of one vCPU, at least the kernel's minimum.
+fn quota_us(memory_mb: u32) -> u64 {
+    (PERIOD_US * u64::from(memory_mb) / u64::from(ONE_VCPU_MB)).max(MIN_QUOTA_US)
 }
 
 /// The mount of a cgroup hierarchy that has the CPU controller: v1's `cpu`, else v2's.
@@ -212,5 +217,18 @@ impl Drop for Group {
         }
         let mut err = io::stderr();
         let _ = writeln!(err, "note: could not remove {}", self.dir.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_memory_sizes_map_to_their_cpu_share() {
+        assert_eq!(quota_us(128), 1_447, "7.2% of a 20 ms period");
+        assert_eq!(quota_us(ONE_VCPU_MB), PERIOD_US, "one vCPU");
+        assert_eq!(quota_us(2 * ONE_VCPU_MB), 2 * PERIOD_US, "two vCPUs");
+        assert_eq!(quota_us(64), MIN_QUOTA_US, "never under the kernel's minimum");
     }
 }
