@@ -278,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn ssl_cert_file_replaces_the_system_store() {
+    fn ssl_cert_file_replaces_the_built_in_roots() {
         let dir = std::env::temp_dir().join(format!("ejs-trust-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
