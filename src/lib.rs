@@ -28,3 +28,4 @@ mod response;
 pub mod route;
 mod scope;
 pub mod upstream;
+pub mod warmup;

@@ -93,6 +93,13 @@ impl ProvideCredentials for EnvironmentFirst {
     }
 }
 
+/// Starts connecting to HealthLake now, for the first request to use: see [`crate::warmup`].
+pub async fn preconnect(sdk: &aws_config::SdkConfig) {
+    if let Some(endpoint) = crate::warmup::endpoint(sdk).await {
+        crate::warmup::start(endpoint, https::tls_connector(Some(CONNECT_TIMEOUT)));
+    }
+}
+
 /// The HTTPS client the SDK uses: see [`https`] for what it is and why it is ours.
 pub(crate) fn https_client() -> SharedHttpClient {
     SharedHttpClient::new(https::HttpsClient::default())

@@ -8,10 +8,12 @@
 //! `bench/run` builds everything and runs this; see `--help` and the README's Performance section.
 
 mod measure;
+mod quota;
 mod tls;
 
 use loopback::healthlake::StandIn;
 use loopback::runtime_api::{self, Outcome, RuntimeApi};
+use quota::{Group, Quota};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,27 +33,41 @@ const SYSTEM_BUNDLES: &[&str] = &[
 ];
 
 const USAGE: &str = "\
-usage: bench --function PATH --floor PATH [--python PATH] [--variant NAME=PATH]...
-             [--cold N] [--warm N] [--smoke] [--ca-only] [--out DIR]
+usage: bench --function PATH --floor PATH [--naive PATH] [--python PATH] [--variant NAME=PATH]...
+             [--throttle | --memory MB] [--cold N] [--warm N] [--smoke] [--ca-only] [--out DIR]
 
   --function PATH      the export-job-status release binary
   --floor PATH         the hello-world lambda_http binary built with the same profile
+  --naive PATH         the naive SDK peer (bench/naive: lambda_http + aws-sdk-healthlake, defaults)
   --python PATH        a python with boto3 and awslambdaric (bench/python/requirements.txt);
                        runs bench/python/app.py under awslambdaric
   --variant NAME=PATH  another build of the function, measured side by side (levers)
-  --cold N             cold starts per build (default 15)
+  --throttle           run every process under Lambda's CPU share at 128 MB (--memory 128)
+  --memory MB          run every process under Lambda's CPU share at MB of memory: a cgroup CPU
+                       quota of MB/1769 of a vCPU per 20 ms period, a fresh cgroup per start;
+                       says so and runs unthrottled if no cgroup can be made
+  --init-unthrottled   with --throttle/--memory: no quota until the first poll (a model of a
+                       start-up phase that gets more CPU than the invocations)
+  --cold N             cold starts per build (default 15; 11 with --throttle or --memory)
   --warm N             warm invocations measured per build (default 500, after 50 unmeasured;
                        0: cold starts only)
   --smoke              1 cold start and 20 warm invocations: checks that everything runs
   --ca-only            trust only this run's CA, not the system bundle plus the CA
+  --function-ca-only   the same for --function alone: how a build with compiled-in roots is
+                       measured (in Lambda it reads no trust file; here it reads a one-certificate
+                       one), while variants and peers read the system bundle plus the CA
   --out DIR            report.md, report.json, logs and zips (default target/bench)
 ";
 
 struct Args {
     builds: Vec<Build>,
+    /// The Lambda memory size whose CPU share the processes run at; None: unthrottled.
+    memory: Option<u32>,
+    init_unthrottled: bool,
     cold: usize,
     warm: usize,
     ca_only: bool,
+    function_ca_only: bool,
     out: PathBuf,
 }
 
@@ -59,6 +75,7 @@ struct Args {
 enum Role {
     Function,
     Floor,
+    Naive,
     Python,
     Variant,
 }
@@ -73,25 +90,31 @@ struct Build {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
-    let (mut function, mut floor, mut python) = (None, None, None);
+    let (mut function, mut floor, mut naive, mut python) = (None, None, None, None);
     let mut variants = Vec::new();
-    let (mut cold, mut warm, mut ca_only) = (15, 500, false);
+    let (mut cold, mut warm, mut ca_only, mut memory) = (None, 500, false, None);
+    let (mut init_unthrottled, mut function_ca_only) = (false, false);
     let mut out = PathBuf::from("target/bench");
     let num = |v: Option<String>| v.and_then(|v| v.parse::<usize>().ok()).ok_or("expected a number");
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--function" => function = args.next().map(PathBuf::from),
             "--floor" => floor = args.next().map(PathBuf::from),
+            "--naive" => naive = args.next().map(PathBuf::from),
             "--python" => python = args.next().map(PathBuf::from),
             "--variant" => {
                 let v = args.next().ok_or("--variant NAME=PATH")?;
                 let (name, path) = v.split_once('=').ok_or("--variant NAME=PATH")?;
                 variants.push((name.to_owned(), PathBuf::from(path)));
             }
-            "--cold" => cold = num(args.next())?.max(1),
+            "--throttle" => memory = Some(128),
+            "--init-unthrottled" => init_unthrottled = true,
+            "--memory" => memory = Some(num(args.next())?.clamp(1, 10_240) as u32),
+            "--cold" => cold = Some(num(args.next())?.max(1)),
             "--warm" => warm = num(args.next())?,
-            "--smoke" => (cold, warm) = (1, 20),
+            "--smoke" => (cold, warm) = (Some(1), 20),
             "--ca-only" => ca_only = true,
+            "--function-ca-only" => function_ca_only = true,
             "--out" => out = args.next().map(PathBuf::from).ok_or("--out DIR")?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -114,6 +137,13 @@ fn parse_args() -> Result<Args, String> {
         role: Role::Variant,
         path,
     }));
+    if let Some(path) = naive {
+        builds.push(Build {
+            name: "naive SDK function (defaults)".into(),
+            role: Role::Naive,
+            path,
+        });
+    }
     if let Some(path) = python {
         builds.push(Build {
             name: "Python peer (boto3, awslambdaric)".into(),
@@ -127,9 +157,12 @@ fn parse_args() -> Result<Args, String> {
     }
     Ok(Args {
         builds,
-        cold,
+        cold: cold.unwrap_or(if memory.is_some() { 11 } else { 15 }),
+        memory,
+        init_unthrottled,
         warm,
         ca_only,
+        function_ca_only,
         out,
     })
 }
@@ -139,8 +172,12 @@ struct World {
     _healthlake: StandIn,
     front: tls::HttpsFront,
     bundle: PathBuf,
+    /// This run's CA alone, for the function with `--function-ca-only`.
+    function_bundle: PathBuf,
     python_app: PathBuf,
     logs: PathBuf,
+    /// Where each start gets its CPU quota; None: unthrottled.
+    quota: Option<Quota>,
 }
 
 /// One cold start, and for the last one the warm phase.
@@ -151,6 +188,8 @@ struct ColdStart {
     first_cpu: Duration,
     first_cpu_schedstat: Duration,
     first_call: Duration,
+    /// Quota periods in which the process was throttled, up to its first answer.
+    throttled: u64,
 }
 
 #[derive(Default)]
@@ -181,6 +220,18 @@ fn main() {
     };
     std::fs::create_dir_all(args.out.join("logs")).expect("create the output folder");
     let out = std::fs::canonicalize(&args.out).expect("output folder");
+    let quota = args.memory.and_then(|mb| match Quota::for_memory(mb, args.init_unthrottled) {
+        Ok(q) => {
+            println!("CPU quota: {}", q.describe());
+            Some(q)
+        }
+        Err(why) => {
+            eprintln!(
+                "\n*** cannot make a cgroup with a CPU quota ({why}): falling back to the UNTHROTTLED run ***\n"
+            );
+            None
+        }
+    });
 
     let healthlake = StandIn::start();
     healthlake.put_job(DS, JOB, "IN_PROGRESS");
@@ -189,12 +240,21 @@ fn main() {
     let bundle = out.join("ca-bundle.pem");
     let roots = pki.write_bundle(if args.ca_only { None } else { system }, &bundle);
     let front = tls::HttpsFront::start(&pki, healthlake.addr());
+    let function_bundle = if args.function_ca_only {
+        let only = out.join("ca-only.pem");
+        pki.write_bundle(None, &only);
+        only
+    } else {
+        bundle.clone()
+    };
     let world = World {
         _healthlake: healthlake,
         front,
         bundle,
+        function_bundle,
         python_app: Path::new(env!("CARGO_MANIFEST_DIR")).join("python"),
         logs: out.join("logs"),
+        quota,
     };
     println!(
         "HealthLake over HTTPS at https://localhost:{}; trust bundle {} ({roots} certificates)",
@@ -239,12 +299,12 @@ fn main() {
     }
     eprintln!();
 
-    let report = report(&args, &results, roots);
+    let report = report(&args, &results, roots, world.quota.as_ref());
     print!("{report}");
     std::fs::write(out.join("report.md"), &report).expect("write report.md");
     std::fs::write(
         out.join("report.json"),
-        serde_json::to_string_pretty(&to_json(&args, &results)).expect("json"),
+        serde_json::to_string_pretty(&to_json(&args, &results, world.quota.as_ref())).expect("json"),
     )
     .expect("write report.json");
     println!("\nwritten: {}", out.join("report.md").display());
@@ -263,7 +323,7 @@ fn verification_check(builds: &[Build], world: &World) {
         return;
     };
     let api = RuntimeApi::start();
-    let mut child = spawn(function, world, &api, false);
+    let mut child = spawn(function, world, &api, false, None);
     let inv = api.invoke_timed(event(), DEADLINE);
     stop(&mut child);
     let status = match &inv.outcome {
@@ -280,7 +340,7 @@ fn verification_check(builds: &[Build], world: &World) {
 }
 
 /// The environment Lambda gives a function, pointed at the loopback Runtime API and HealthLake.
-fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool) -> Child {
+fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool, group: Option<&Group>) -> Child {
     let endpoint = format!("https://localhost:{}", world.front.port());
     let bundle = world.bundle.to_string_lossy().into_owned();
     let mut env: Vec<(&str, String)> = vec![
@@ -316,7 +376,12 @@ fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool) -> 
         ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
     ];
     if trust_bundle {
-        env.push(("SSL_CERT_FILE", bundle.clone()));
+        let file = if build.role == Role::Function {
+            &world.function_bundle
+        } else {
+            &world.bundle
+        };
+        env.push(("SSL_CERT_FILE", file.to_string_lossy().into_owned()));
     }
     let mut cmd = match build.role {
         Role::Python => {
@@ -345,6 +410,9 @@ fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool) -> 
         .append(true)
         .open(world.logs.join(format!("{}.log", slug(&build.name))))
         .expect("open the log");
+    if let Some(group) = group {
+        group.enter_on_exec(&mut cmd);
+    }
     cmd.env_clear()
         .envs(env)
         .stdin(Stdio::null())
@@ -408,13 +476,19 @@ fn check(build: &Build, outcome: &Outcome, world: &World) {
 struct Running {
     api: RuntimeApi,
     child: Child,
+    /// Its cgroup, removed after the process (fields drop in order).
+    _group: Option<Group>,
 }
 
 /// Starts `build` cold and serves its first invocation.
 fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
     let api = RuntimeApi::start();
+    let group = world.quota.as_ref().map(|q| {
+        q.fresh()
+            .unwrap_or_else(|e| panic!("make a cgroup for {}: {e}", build.name))
+    });
     let started = Instant::now();
-    let mut child = spawn(build, world, &api, true);
+    let mut child = spawn(build, world, &api, true, group.as_ref());
     let pid = child.id();
     let Some(first_poll) = api.wait_for_first_poll(Duration::from_secs(60)) else {
         let _ = child.kill();
@@ -424,10 +498,16 @@ fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
             world.logs.display()
         );
     };
+    if let (Some(group), Some(q)) = (&group, &world.quota) {
+        if q.init_unthrottled {
+            group.limit().expect("apply the CPU quota");
+        }
+    }
     let init_cpu = measure::cpu_time(pid);
     let inv = api.invoke_timed(event(), DEADLINE);
     let first_cpu = measure::cpu_time(pid);
     let first_cpu_schedstat = measure::schedstat_sum(pid);
+    let throttled = group.as_ref().map_or(0, |g| g.throttled().1);
     check(build, &inv.outcome, world);
     let cold = ColdStart {
         init: first_poll - started,
@@ -435,8 +515,14 @@ fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
         first_cpu,
         first_cpu_schedstat,
         first_call: inv.answered.expect("answered") - inv.delivered.expect("delivered"),
+        throttled,
     };
-    (cold, Running { api, child })
+    let running = Running {
+        api,
+        child,
+        _group: group,
+    };
+    (cold, running)
 }
 
 /// `n` warm invocations; returns their latencies and the CPU they cost the process.
@@ -533,15 +619,27 @@ struct Summary {
     first_cpu_min: Duration,
     first_cpu_max: Duration,
     first_call: Duration,
+    /// Start-up plus first answer, per start: the median, the fastest and the slowest.
+    total: Duration,
+    total_min: Duration,
+    total_max: Duration,
+    throttled: u64,
     p50: Duration,
     p99: Duration,
     cpu_warm: Duration,
     rss: u64,
 }
 
+fn total(c: &ColdStart) -> Duration {
+    c.init + c.first_call
+}
+
 fn summarize(r: &Results) -> Summary {
     let pick = |f: fn(&ColdStart) -> Duration| r.cold.iter().map(f).collect::<Vec<_>>();
     let first = pick(|c| c.first_cpu);
+    let totals = pick(total);
+    let mut throttled: Vec<u64> = r.cold.iter().map(|c| c.throttled).collect();
+    throttled.sort_unstable();
     Summary {
         init: median(pick(|c| c.init)),
         init_cpu: median(pick(|c| c.init_cpu)),
@@ -549,6 +647,10 @@ fn summarize(r: &Results) -> Summary {
         first_cpu_min: *first.iter().min().expect("a cold start"),
         first_cpu_max: *first.iter().max().expect("a cold start"),
         first_call: median(pick(|c| c.first_call)),
+        total: median(totals.clone()),
+        total_min: *totals.iter().min().expect("a cold start"),
+        total_max: *totals.iter().max().expect("a cold start"),
+        throttled: throttled[throttled.len() / 2],
         p50: percentile(&r.warm.latencies, 50.0),
         p99: percentile(&r.warm.latencies, 99.0),
         cpu_warm: r.warm.cpu_per_request,
@@ -556,25 +658,65 @@ fn summarize(r: &Results) -> Summary {
     }
 }
 
-fn report(args: &Args, results: &[Results], roots: usize) -> String {
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+fn cpu_line(args: &Args, quota: Option<&Quota>) -> String {
+    match (args.memory, quota) {
+        (_, Some(q)) => format!("CPU: Lambda's share at {}", q.describe()),
+        (Some(mb), None) => {
+            format!("CPU: **UNTHROTTLED** (asked for the share at {mb} MB, but no cgroup could be made)")
+        }
+        (None, None) => "CPU: unthrottled".to_owned(),
+    }
+}
+
+fn report(args: &Args, results: &[Results], roots: usize, quota: Option<&Quota>) -> String {
     let sums: Vec<Summary> = results.iter().map(summarize).collect();
+    let find = |role: Role| args.builds.iter().position(|b| b.role == role);
+    let floor = find(Role::Floor).map(|i| &sums[i]);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n{} cold starts per build (medians), {} warm invocations; HTTPS to HealthLake on loopback, {} trusted roots\n",
-        args.cold, args.warm, roots
+        "\n{} cold starts per build (medians), {} warm invocations; HTTPS to HealthLake on loopback, {} trusted roots{}\n{}\n",
+        args.cold,
+        args.warm,
+        roots,
+        if args.function_ca_only {
+            " (export-job-status: this run's CA alone, as for compiled-in roots)"
+        } else {
+            ""
+        },
+        cpu_line(args, quota)
     );
-    s.push_str("| build | init ms | CPU to 1st response ms | 1st call ms | warm p50 ms | warm p99 ms | CPU per warm request µs | peak RSS MiB | stripped binary MB | zip MB |\n");
-    s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    s.push_str("Cold start, wall time (start-up: exec to the first poll for an event; 1st answer: that event to its answer):\n\n");
+    s.push_str("| build | start-up ms | 1st answer ms | start-up + 1st answer ms | (min–max) | × floor | CPU to 1st answer ms | throttled periods |\n");
+    s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|\n");
+    for (b, m) in args.builds.iter().zip(&sums) {
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:.1} | **{:.1}** | {:.1}–{:.1} | {} | {:.2} | {} |",
+            b.name,
+            ms(m.init),
+            ms(m.first_call),
+            ms(m.total),
+            ms(m.total_min),
+            ms(m.total_max),
+            floor.map_or("–".to_owned(), |f| format!("{:.2}", ratio(m.total, f.total))),
+            ms(m.first_cpu),
+            m.throttled,
+        );
+    }
+    s.push_str("\nWarm, memory and size:\n\n");
+    s.push_str("| build | warm p50 ms | warm p99 ms | CPU per warm request µs | peak RSS MiB | stripped binary MB | zip MB |\n");
+    s.push_str("|---|--:|--:|--:|--:|--:|--:|\n");
     for ((b, r), m) in args.builds.iter().zip(results).zip(&sums) {
         let size = |v: Option<u64>| v.map_or("–".to_owned(), |b| format!("{:.2}", mb(b)));
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {:.0} | {:.1} | {} | {} |",
+            "| {} | {:.3} | {:.3} | {:.0} | {:.1} | {} | {} |",
             b.name,
-            ms(m.init),
-            ms(m.first_cpu),
-            ms(m.first_call),
             ms(m.p50),
             ms(m.p99),
             m.cpu_warm.as_secs_f64() * 1e6,
@@ -583,8 +725,8 @@ fn report(args: &Args, results: &[Results], roots: usize) -> String {
             size(r.zip),
         );
     }
-    s.push_str("\nSpread and split of the CPU to the first response (ms):\n\n");
-    s.push_str("| build | CPU min | CPU median | CPU max | of which init (median) | schedstat check (median) |\n|---|--:|--:|--:|--:|--:|\n");
+    s.push_str("\nCPU to the first answer (ms), spread and split:\n\n");
+    s.push_str("| build | CPU min | CPU median | CPU max | of which start-up (median) | schedstat check (median) |\n|---|--:|--:|--:|--:|--:|\n");
     for ((b, r), m) in args.builds.iter().zip(results).zip(&sums) {
         let sched = median(r.cold.iter().map(|c| c.first_cpu_schedstat).collect());
         let _ = writeln!(
@@ -598,78 +740,79 @@ fn report(args: &Args, results: &[Results], roots: usize) -> String {
             ms(sched)
         );
     }
+    s.push_str(&targets(args, results, &sums, quota));
+    s
+}
 
+/// The issue's targets, each against this run's peers.
+fn targets(args: &Args, results: &[Results], sums: &[Summary], quota: Option<&Quota>) -> String {
     let find = |role: Role| args.builds.iter().position(|b| b.role == role);
     let (Some(f), Some(fl)) = (find(Role::Function), find(Role::Floor)) else {
-        return s;
+        return String::new();
     };
     let (fun, floor, res) = (&sums[f], &sums[fl], &results[f]);
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-    let mut targets: Vec<(String, String, bool)> = vec![
-        (
-            "CPU to first response ≤ 2.5× floor and < 5 ms".into(),
-            format!(
-                "{:.2} ms = {:.2}× floor ({:.2} ms)",
-                ms(fun.first_cpu),
-                ratio(fun.first_cpu, floor.first_cpu),
-                ms(floor.first_cpu)
-            ),
-            ratio(fun.first_cpu, floor.first_cpu) <= 2.5 && ms(fun.first_cpu) < 5.0,
+    let at = match quota {
+        Some(q) => format!("at {} MB", q.memory_mb),
+        None => "unthrottled; the targets are at 128 MB".to_owned(),
+    };
+    // Function and floor start one after the other in every round: their ratio per round.
+    let paired: Vec<f64> = results[f]
+        .cold
+        .iter()
+        .zip(&results[fl].cold)
+        .map(|(a, b)| ratio(total(a), total(b)))
+        .collect();
+    let within = paired.iter().filter(|&&r| r <= 2.0).count();
+    let worst = paired.iter().copied().fold(0.0, f64::max);
+    let mut rows: Vec<(String, String, bool)> = vec![(
+        format!("start-up + 1st answer ≤ 2× floor ({at})"),
+        format!(
+            "{:.1} ms = {:.2}× floor ({:.1} ms); per round ≤ 2× in {within} of {}, worst {worst:.2}×",
+            ms(fun.total),
+            ratio(fun.total, floor.total),
+            ms(floor.total),
+            paired.len()
         ),
-        (
-            "init ≤ 1.5× floor".into(),
+        ratio(fun.total, floor.total) <= 2.0,
+    )];
+    for (role, times) in [(Role::Python, 50.0), (Role::Naive, 10.0)] {
+        if let Some(p) = find(role) {
+            let peer = &sums[p];
+            rows.push((
+                format!(
+                    "start-up + 1st answer ≥ {times}× faster than the {} ({at})",
+                    args.builds[p].name
+                ),
+                format!("{:.1}× ({:.1} ms)", ratio(peer.total, fun.total), ms(peer.total)),
+                ratio(peer.total, fun.total) >= times,
+            ));
+        }
+    }
+    if let Some(n) = find(Role::Naive) {
+        let naive = &sums[n];
+        rows.push((
+            "CPU per warm request ≤ the naive SDK function's".into(),
             format!(
-                "{:.2} ms = {:.2}× floor ({:.2} ms)",
-                ms(fun.init),
-                ratio(fun.init, floor.init),
-                ms(floor.init)
-            ),
-            ratio(fun.init, floor.init) <= 1.5,
-        ),
-        (
-            "CPU per warm request ≤ 2× floor".into(),
-            format!(
-                "{:.0} µs = {:.2}× floor ({:.0} µs)",
+                "{:.0} µs = {:.2}× naive ({:.0} µs)",
                 fun.cpu_warm.as_secs_f64() * 1e6,
-                ratio(fun.cpu_warm, floor.cpu_warm),
-                floor.cpu_warm.as_secs_f64() * 1e6
+                ratio(fun.cpu_warm, naive.cpu_warm),
+                naive.cpu_warm.as_secs_f64() * 1e6
             ),
-            ratio(fun.cpu_warm, floor.cpu_warm) <= 2.0,
-        ),
-        (
-            "peak RSS ≤ 10 MiB".into(),
-            format!("{:.1} MiB", mib(fun.rss)),
-            mib(fun.rss) <= 10.0,
-        ),
-        (
-            "stripped binary ≤ 5 MB".into(),
-            format!("{:.2} MB", mb(res.stripped.unwrap_or(0))),
-            res.stripped.is_some_and(|b| b <= 5_000_000),
-        ),
-    ];
-    if let Some(p) = find(Role::Python) {
-        let py = &sums[p];
-        targets.push((
-            "CPU to first response ≥ 30× less than Python".into(),
-            format!(
-                "{:.1}× less ({:.1} ms)",
-                ratio(py.first_cpu, fun.first_cpu),
-                ms(py.first_cpu)
-            ),
-            ratio(py.first_cpu, fun.first_cpu) >= 30.0,
-        ));
-        targets.push((
-            "CPU per warm request ≥ 4× less than Python".into(),
-            format!(
-                "{:.1}× less ({:.0} µs)",
-                ratio(py.cpu_warm, fun.cpu_warm),
-                py.cpu_warm.as_secs_f64() * 1e6
-            ),
-            ratio(py.cpu_warm, fun.cpu_warm) >= 4.0,
+            fun.cpu_warm <= naive.cpu_warm,
         ));
     }
-    s.push_str("\n| target | export-job-status | |\n|---|---|---|\n");
-    for (what, got, ok) in targets {
+    rows.push((
+        "peak RSS ≤ 10 MiB".into(),
+        format!("{:.1} MiB", mib(fun.rss)),
+        mib(fun.rss) <= 10.0,
+    ));
+    rows.push((
+        "stripped binary ≤ 6 MB".into(),
+        format!("{:.2} MB", mb(res.stripped.unwrap_or(0))),
+        res.stripped.is_some_and(|b| b <= 6_000_000),
+    ));
+    let mut s = String::from("\n| target | export-job-status | |\n|---|---|---|\n");
+    for (what, got, ok) in rows {
         let _ = writeln!(
             s,
             "| {what} | {got} | {} |",
@@ -679,7 +822,7 @@ fn report(args: &Args, results: &[Results], roots: usize) -> String {
     s
 }
 
-fn to_json(args: &Args, results: &[Results]) -> Value {
+fn to_json(args: &Args, results: &[Results], quota: Option<&Quota>) -> Value {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let builds: Vec<Value> = args
         .builds
@@ -695,10 +838,11 @@ fn to_json(args: &Args, results: &[Results]) -> Value {
                     "first_response_cpu_us": us(c.first_cpu),
                     "first_response_cpu_schedstat_us": us(c.first_cpu_schedstat),
                     "first_call_us": us(c.first_call),
+                    "throttled_periods": c.throttled,
                 })).collect::<Vec<_>>(),
                 "median": {
                     "init_us": us(m.init), "first_response_cpu_us": us(m.first_cpu),
-                    "first_call_us": us(m.first_call),
+                    "first_call_us": us(m.first_call), "init_plus_first_call_us": us(m.total),
                 },
                 "warm": {
                     "invocations": r.warm.latencies.len(), "p50_us": us(m.p50), "p99_us": us(m.p99),
@@ -708,5 +852,11 @@ fn to_json(args: &Args, results: &[Results]) -> Value {
             })
         })
         .collect();
-    json!({"cold": args.cold, "warm": args.warm, "ca_only": args.ca_only, "builds": builds})
+    json!({
+        "cold": args.cold, "warm": args.warm, "ca_only": args.ca_only, "function_ca_only": args.function_ca_only,
+        "memory_mb_asked": args.memory,
+        "cpu_quota_us_per_period": quota.map(|q| q.quota_us),
+        "cpu_period_us": quota.map(|_| quota::PERIOD_US),
+        "builds": builds,
+    })
 }

@@ -1,8 +1,10 @@
 //! The SDK's HTTPS client, built here instead of taken from aws-smithy-http-client: hyper's pooled
 //! HTTP/1.1 client over rustls with ring's cryptography, with one trust store per process
-//! (`trust`). The SDK's own client rebuilds the trust store for every client it makes, STS's
-//! included: that was half the CPU of a cold start (bench/README.md has the numbers).
+//! (`trust`: the roots compiled in, or `SSL_CERT_FILE`/`SSL_CERT_DIR`). The SDK's own client
+//! rebuilds the trust store for every client it makes, STS's included: that was half the CPU of
+//! a cold start (bench/README.md has the numbers).
 
+use crate::warmup::Warmed;
 use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -29,7 +31,8 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// As the SDK's own client: idle pooled connections are dropped after this.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-type Pool = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
+type Pool = Client<Warmed<TlsConnector>, SdkBody>;
+pub type TlsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
 
 /// Hands the SDK one connector per distinct timeout setting, each with its own connection pool.
 #[derive(Debug, Default)]
@@ -60,21 +63,27 @@ struct Connector {
 
 impl Connector {
     fn new((connect_timeout, read_timeout): TimeoutKey) -> Connector {
-        let mut tcp = TcpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(connect_timeout);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config().clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
         let pool = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(https);
+            .build(Warmed {
+                inner: tls_connector(connect_timeout),
+            });
         Connector { pool, read_timeout }
     }
+}
+
+/// TCP (no Nagle) and then TLS, or plain HTTP for an `http://` endpoint (the tests' stand-ins).
+pub fn tls_connector(connect_timeout: Option<Duration>) -> TlsConnector {
+    let mut tcp = TcpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(connect_timeout);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config().clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp)
 }
 
 impl HttpConnector for Connector {

@@ -1,41 +1,36 @@
-//! The roots HTTPS to HealthLake is verified against: `SSL_CERT_FILE` and `SSL_CERT_DIR` when
-//! either is set (as OpenSSL and rustls-native-certs read them: they replace the system store),
-//! else the system bundle (on Lambda's Amazon Linux 2023, `/etc/pki/tls/certs/ca-bundle.crt`).
-//! rustls verifies against them as always; only the reading is ours, because it is a cold
-//! start's work: this reader takes about 0.4 ms for Debian's 144-root bundle where
-//! rustls-pki-types' PEM reader (constant-time base64) takes about 1.5 ms (bench/README.md).
+//! The roots HTTPS to HealthLake and DynamoDB is verified against: `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR` when either is set (as OpenSSL and rustls-native-certs read them: they replace
+//! the built-in roots; the tests trust their own CA this way), else the roots compiled in
+//! (webpki-roots: Mozilla's root program, with the Amazon and Starfield roots AWS endpoints chain
+//! to). Compiled in, they cost nothing at start-up, where reading and parsing the system bundle
+//! was about 3% of a cold start's CPU (0.15 ms, some 2 ms of wall time at 128 MB); the price is that new or withdrawn roots arrive with a
+//! rebuild, not with the OS image (bench/README.md). The PEM reader is ours because it is still
+//! start-up work when the variables are set: about 0.4 ms for a 144-root bundle where
+//! rustls-pki-types' reader (constant-time base64) takes about 1.5 ms.
 
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 use std::path::Path;
 
-/// Bundles of the common Linux layouts; the first that exists is the system store.
-const SYSTEM_BUNDLES: &[&str] = &[
-    "/etc/pki/tls/certs/ca-bundle.crt",   // Amazon Linux (Lambda), Fedora, RHEL
-    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // RHEL, CentOS
-    "/etc/ssl/ca-bundle.pem",             // openSUSE
-    "/etc/ssl/cert.pem",                  // Alpine, macOS
-];
-
-/// The roots, from the variables as `env` reads them, else from the system bundle.
+/// The roots, from the variables as `env` reads them, else the compiled-in ones.
 pub(super) fn store(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> RootCertStore {
     let set = |name| env(name).filter(|v| !v.is_empty());
-    let mut certs = Vec::new();
     let (file, dirs) = (set("SSL_CERT_FILE"), set("SSL_CERT_DIR"));
-    if file.is_some() || dirs.is_some() {
-        if let Some(file) = file {
-            read_pem_file(Path::new(&file), &mut certs);
-        }
-        for dir in dirs.iter().flat_map(std::env::split_paths) {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                if entry.path().is_file() {
-                    read_pem_file(&entry.path(), &mut certs);
-                }
+    if file.is_none() && dirs.is_none() {
+        return RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+    }
+    let mut certs = Vec::new();
+    if let Some(file) = file {
+        read_pem_file(Path::new(&file), &mut certs);
+    }
+    for dir in dirs.iter().flat_map(std::env::split_paths) {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_file() {
+                read_pem_file(&entry.path(), &mut certs);
             }
         }
-    } else if let Some(bundle) = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.is_file()) {
-        read_pem_file(bundle, &mut certs);
     }
     let mut store = RootCertStore::empty();
     let (added, _unusable) = store.add_parsable_certificates(certs);
@@ -103,7 +98,7 @@ mod tests {
     }
 
     #[test]
-    fn ssl_cert_file_replaces_the_system_store() {
+    fn ssl_cert_file_replaces_the_built_in_roots() {
         let dir = std::env::temp_dir().join(format!("ejs-trust-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
@@ -114,9 +109,14 @@ mod tests {
     }
 
     #[test]
-    fn the_system_bundle_is_used_when_nothing_is_set() {
-        if SYSTEM_BUNDLES.iter().any(|p| Path::new(p).is_file()) {
-            assert!(store(&|_| None).len() > 10, "the system's public roots");
-        }
+    fn the_compiled_in_roots_are_used_when_nothing_is_set() {
+        let store = store(&|_| None);
+        assert!(store.len() > 100, "Mozilla's public roots");
+        // Amazon Root CA 1, the root of AWS endpoints' chains.
+        let amazon = store.roots.iter().any(|r| {
+            let subject: &[u8] = r.subject.as_ref();
+            subject.windows(16).any(|w| w == b"Amazon Root CA 1")
+        });
+        assert!(amazon, "the roots AWS endpoints chain to");
     }
 }

@@ -8,6 +8,7 @@
 //! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`, `scoping` (partner
 //!   and IAM callers, with moto's DynamoDB from `loopback::moto`), `unreadable` (events lambda_http
 //!   cannot read), `corpus` (public events from tests/corpus/).
+//! - `warmup`: the HealthLake connection opened during start-up.
 //! - `fleet`: the shared tier against moto (a DynamoDB-compatible server it starts), in-process
 //!   and across processes of the binary.
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
@@ -32,3 +33,4 @@ mod properties;
 mod scoping;
 mod template;
 mod unreadable;
+mod warmup;

@@ -100,61 +100,6 @@ fn no_statement_has_a_wildcard_action_or_resource() {
     }
 }
 
-/// More than the ten datastores the template once had slots for.
-const TWELVE_IDS: [&str; 12] = [
-    "a1", "b2", "c3", "d4", "e5", "f6", "g7", "h8", "i9", "j10", "k11", "l12",
-];
-
-/// The template's Resources as CloudFormation's `AWS::LanguageExtensions` transform hands them
-/// on: each `Fn::ForEach::<name>: [Identifier, !Ref <list parameter>, {<key>: <fragment>}]`
-/// replaced by one copy of the fragment per value, `${Identifier}` substituted in the key and
-/// in `!Sub` strings (where the transform substitutes it).
-fn expanded_resources(t: &Value, parameter_values: &[&str]) -> serde_yaml::Mapping {
-    let mut out = serde_yaml::Mapping::new();
-    for (key, value) in t["Resources"].as_mapping().unwrap() {
-        let key = key.as_str().unwrap();
-        if !key.starts_with("Fn::ForEach::") {
-            out.insert(key.into(), value.clone());
-            continue;
-        }
-        let parts = items(value);
-        let ident = parts[0].as_str().expect("the loop's identifier");
-        let list = tag(parts[1], "!Ref").expect("a list parameter");
-        assert_eq!(list.value.as_str(), Some("DatastoreIds"));
-        let placeholder = format!("${{{ident}}}");
-        for id in parameter_values {
-            for (k, fragment) in parts[2].as_mapping().unwrap() {
-                let k = k.as_str().unwrap().replace(&placeholder, id);
-                out.insert(k.into(), substitute(fragment, &placeholder, id));
-            }
-        }
-    }
-    out
-}
-
-fn substitute(v: &Value, placeholder: &str, id: &str) -> Value {
-    match v {
-        Value::Mapping(m) => Value::Mapping(
-            m.iter()
-                .map(|(k, v)| (k.clone(), substitute(v, placeholder, id)))
-                .collect(),
-        ),
-        Value::Sequence(s) => Value::Sequence(s.iter().map(|c| substitute(c, placeholder, id)).collect()),
-        Value::Tagged(t) if t.tag == "!Sub" => match &t.value {
-            Value::String(s) => Value::Tagged(Box::new(TaggedValue {
-                tag: t.tag.clone(),
-                value: Value::String(s.replace(placeholder, id)),
-            })),
-            other => panic!("!Sub with variables inside a loop: {other:?}"),
-        },
-        Value::Tagged(t) => Value::Tagged(Box::new(TaggedValue {
-            tag: t.tag.clone(),
-            value: substitute(&t.value, placeholder, id),
-        })),
-        other => other.clone(),
-    }
-}
-
 /// The statements of every policy on the function's role: its inline `Policies` and the
 /// `AWS::IAM::RolePolicy` resources that name it.
 fn role_statements(resources: &serde_yaml::Mapping, role_name: &str) -> Vec<Value> {
@@ -184,7 +129,7 @@ fn role_statements(resources: &serde_yaml::Mapping, role_name: &str) -> Vec<Valu
 #[test]
 fn the_function_may_only_describe_export_jobs_on_named_datastores() {
     let t = template();
-    let resources = expanded_resources(&t, &TWELVE_IDS);
+    let resources = t["Resources"].as_mapping().unwrap().clone();
     let function = &resources["ExportJobStatusFunction"]["Properties"];
     // The function's role is the template's own, not a SAM policy template or a managed policy.
     let role_ref = tag(&function["Role"], "!GetAtt").expect("Role: !GetAtt <role>.Arn");
@@ -207,8 +152,11 @@ fn the_function_may_only_describe_export_jobs_on_named_datastores() {
                     assert_eq!(*action, "healthlake:DescribeFHIRExportJob");
                     assert_eq!(actions.len(), 1, "healthlake shares a statement: {actions:?}");
                     let arns = items(&st["Resource"]);
-                    assert_eq!(arns.len(), 1, "one datastore per statement: {st:?}");
-                    datastores.push(datastore_of(arns[0]));
+                    assert_eq!(arns.len(), 10, "the ten slots: {st:?}");
+                    for (slot, arn) in arns.into_iter().enumerate() {
+                        datastores.push(datastore_arn(arn));
+                        assert_eq!(datastores.last(), Some(&slot), "slot {slot} in order");
+                    }
                 }
                 // Items of its own status table only: partner mappings it may read, and the
                 // shared tier's job answers and budget, which it may read and update.
@@ -244,7 +192,11 @@ fn the_function_may_only_describe_export_jobs_on_named_datastores() {
             }
         }
     }
-    assert_eq!(datastores, TWELVE_IDS, "one grant per datastore id, each id once");
+    assert_eq!(
+        datastores,
+        (0..10).collect::<Vec<_>>(),
+        "one grant per slot, each slot once"
+    );
 
     // No other statement in the template grants HealthLake anything.
     let resources = Value::Mapping(resources);
@@ -254,30 +206,35 @@ fn the_function_may_only_describe_export_jobs_on_named_datastores() {
         .iter()
         .filter(|st| text(&st["Action"]).contains("healthlake:"))
         .count();
-    assert_eq!(healthlake, TWELVE_IDS.len());
+    assert_eq!(healthlake, 1);
 }
 
-/// The datastore id of an ARN `!Sub`'d for one id of the loop.
-fn datastore_of(v: &Value) -> String {
+/// One resource of the HealthLake statement: a datastore ARN built from a `DatastoreIds` entry,
+/// possibly under `!If [HasDatastoreN, <arn>, !Ref AWS::NoValue]`. Returns the entry's index.
+fn datastore_arn(v: &Value) -> usize {
+    let v = match tag(v, "!If") {
+        Some(t) => {
+            let branches = items(&t.value);
+            assert_eq!(branches.len(), 3, "{v:?}");
+            let none = tag(branches[2], "!Ref").expect("the else branch is !Ref AWS::NoValue");
+            assert_eq!(none.value.as_str(), Some("AWS::NoValue"));
+            branches[1]
+        }
+        None => v,
+    };
     let sub = tag(v, "!Sub").unwrap_or_else(|| panic!("not a !Sub ARN: {v:?}"));
-    let arn = sub.value.as_str().expect("an ARN pattern");
-    arn.strip_prefix("arn:${AWS::Partition}:healthlake:${AWS::Region}:${AWS::AccountId}:datastore/fhir/")
-        .filter(|id| !id.contains(['$', '*', '/']))
-        .unwrap_or_else(|| panic!("not one datastore's ARN: {arn}"))
-        .to_owned()
-}
-
-#[test]
-fn the_function_serves_exactly_the_datastores_its_role_may_read() {
-    let t = template();
-    let vars = &t["Resources"]["ExportJobStatusFunction"]["Properties"]["Environment"]["Variables"];
-    let join = tag(&vars["ALLOWED_DATASTORE_IDS"], "!Join").expect("!Join [\",\", !Ref DatastoreIds]");
-    let parts = items(&join.value);
-    assert_eq!(parts[0].as_str(), Some(","));
+    let parts = items(&sub.value);
+    let pattern = parts[0].as_str().expect("an ARN pattern");
     assert_eq!(
-        tag(parts[1], "!Ref").and_then(|r| r.value.as_str()),
-        Some("DatastoreIds")
+        pattern,
+        "arn:${AWS::Partition}:healthlake:${AWS::Region}:${AWS::AccountId}:datastore/fhir/${Id}"
     );
+    let id = &parts[1]["Id"];
+    let select = tag(id, "!Select").expect("Id: !Select [n, !Ref DatastoreIds]");
+    let select = items(&select.value);
+    let from = tag(select[1], "!Ref").expect("!Ref DatastoreIds");
+    assert_eq!(from.value.as_str(), Some("DatastoreIds"));
+    select[0].as_u64().expect("an index") as usize
 }
 
 /// The mapping under `key`, wherever it is in `v`.
