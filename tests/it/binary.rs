@@ -158,14 +158,20 @@ impl Drop for Function {
     }
 }
 
-/// The binary under test: the one cargo built for this test run, or the one named by
-/// `EXPORT_JOB_STATUS_BINARY` (the artifact `sam build` made, in CI), run through
+/// The binary under test: the one named by `EXPORT_JOB_STATUS_BINARY` (the artifact `sam build`
+/// made, in CI), else the one cargo built for this test run.
+pub fn path() -> std::path::PathBuf {
+    std::env::var_os("EXPORT_JOB_STATUS_BINARY")
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_export-job-status").into())
+        .into()
+}
+
+/// The command that starts [`path`]: the binary itself, or the binary run through
 /// `EXPORT_JOB_STATUS_RUNNER` when that is set (an emulator and its arguments, split on
 /// whitespace: `qemu-aarch64 -L /usr/aarch64-linux-gnu` for the arm64 artifact).
 pub fn command() -> Command {
-    let binary = std::env::var_os("EXPORT_JOB_STATUS_BINARY")
-        .filter(|b| !b.is_empty())
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_export-job-status").into());
+    let binary = path();
     let runner = std::env::var("EXPORT_JOB_STATUS_RUNNER").unwrap_or_default();
     let mut runner = runner.split_whitespace();
     match runner.next() {

@@ -155,6 +155,34 @@ fn assert_request_logs(function: &Function, expected: &[Logged]) {
 
 /// API Gateway REST API: a finished job, then the same job from the function's cache; the call
 /// was signed with the environment's credentials for its region.
+/// build.rs links the function position-dependent (no relocations for the loader to apply at
+/// start-up: bench/README.md); this holds for the artifact `sam build` makes too (CI runs this
+/// test against it), whatever linker cargo-lambda uses.
+#[test]
+fn the_binary_is_linked_position_dependent() {
+    let binary = crate::binary::path();
+    let mut header = [0u8; 18];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(&binary).expect("open the binary"),
+        &mut header,
+    )
+    .expect("read its ELF header");
+    assert_eq!(
+        &header[..4],
+        b"\x7fELF",
+        "{} is not an ELF file",
+        binary.display()
+    );
+    // e_type, little-endian on x86_64 and arm64: 2 is ET_EXEC, 3 ET_DYN (a PIE).
+    let e_type = u16::from_le_bytes([header[16], header[17]]);
+    assert_eq!(
+        e_type,
+        2,
+        "{} is not a position-dependent executable",
+        binary.display()
+    );
+}
+
 #[test]
 fn rest_api_answers_a_terminal_job_and_caches_it() {
     let mut env = Environment::start();
