@@ -9,7 +9,7 @@ use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader};
+use aws_config::{BehaviorVersion, ConfigLoader, Region};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
@@ -40,7 +40,7 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// retries bounded by `UPSTREAM_MAX_ATTEMPTS`, and the upstream budget as the operation timeout.
 /// Tests add an endpoint and credentials to the same loader.
 pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https_client())
         .retry_config(
             RetryConfig::standard()
@@ -52,7 +52,13 @@ pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
                 .connect_timeout(CONNECT_TIMEOUT)
                 .operation_timeout(config.upstream_timeout)
                 .build(),
-        )
+        );
+    // Lambda always sets AWS_REGION, which the default region chain would find first anyway;
+    // taking it here spares start-up building that chain (profile files, an IMDS client).
+    match std::env::var("AWS_REGION") {
+        Ok(region) if !region.is_empty() => loader.region(Region::new(region)),
+        _ => loader,
+    }
 }
 
 /// Credentials as the SDK's default chain finds them, the environment first, but with the rest
