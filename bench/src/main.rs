@@ -12,6 +12,7 @@ mod quota;
 mod tls;
 
 use loopback::healthlake::StandIn;
+use loopback::moto::Moto;
 use loopback::runtime_api::{self, Outcome, RuntimeApi};
 use quota::{Group, Quota};
 use serde_json::{json, Value};
@@ -35,6 +36,7 @@ const SYSTEM_BUNDLES: &[&str] = &[
 const USAGE: &str = "\
 usage: bench --function PATH --floor PATH [--naive PATH] [--python PATH] [--variant NAME=PATH]...
              [--throttle | --memory MB] [--cold N] [--warm N] [--smoke] [--ca-only] [--out DIR]
+             [--status-table]
 
   --function PATH      the export-job-status release binary
   --floor PATH         the hello-world lambda_http binary built with the same profile
@@ -56,6 +58,13 @@ usage: bench --function PATH --floor PATH [--naive PATH] [--python PATH] [--vari
   --function-ca-only   the same for --function alone: how a build with compiled-in roots is
                        measured (in Lambda it reads no trust file; here it reads a one-certificate
                        one), while variants and peers read the system bundle plus the CA
+  --breakdown          also run the function without the DNS lookup (HealthLake by address) and
+                       without the lookup and TLS (plain HTTP): what those cost it
+  --status-table       the function (and variants) as the template deploys them: with the shared
+                       status table (STATUS_TABLE), on moto's DynamoDB server behind the same TLS
+                       front (run scripts/moto.sh first); the job's item is deleted before every
+                       start, so each first request takes the whole path: table, lease, budget,
+                       HealthLake, write-back
   --out DIR            report.md, report.json, logs and zips (default target/bench)
 ";
 
@@ -68,6 +77,7 @@ struct Args {
     warm: usize,
     ca_only: bool,
     function_ca_only: bool,
+    status_table: bool,
     out: PathBuf,
 }
 
@@ -86,6 +96,18 @@ struct Build {
     role: Role,
     /// The binary, or the python interpreter.
     path: PathBuf,
+    endpoint: Endpoint,
+}
+
+/// How a build reaches HealthLake. Only `--breakdown` uses anything but a name.
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    /// `https://localhost:PORT`: a DNS lookup, then TLS, as in Lambda.
+    Name,
+    /// `https://127.0.0.1:PORT`: TLS without the lookup.
+    Address,
+    /// `http://` to the stand-in itself: neither.
+    Plain,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -93,7 +115,8 @@ fn parse_args() -> Result<Args, String> {
     let (mut function, mut floor, mut naive, mut python) = (None, None, None, None);
     let mut variants = Vec::new();
     let (mut cold, mut warm, mut ca_only, mut memory) = (None, 500, false, None);
-    let (mut init_unthrottled, mut function_ca_only) = (false, false);
+    let (mut init_unthrottled, mut function_ca_only, mut status_table) = (false, false, false);
+    let mut breakdown = false;
     let mut out = PathBuf::from("target/bench");
     let num = |v: Option<String>| v.and_then(|v| v.parse::<usize>().ok()).ok_or("expected a number");
     while let Some(arg) = args.next() {
@@ -115,41 +138,70 @@ fn parse_args() -> Result<Args, String> {
             "--smoke" => (cold, warm) = (Some(1), 20),
             "--ca-only" => ca_only = true,
             "--function-ca-only" => function_ca_only = true,
+            "--status-table" => status_table = true,
+            "--breakdown" => breakdown = true,
             "--out" => out = args.next().map(PathBuf::from).ok_or("--out DIR")?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    let mut builds = vec![
-        Build {
-            name: "floor (hello-world lambda_http)".into(),
-            role: Role::Floor,
-            path: floor.ok_or("--floor is required")?,
-        },
-        Build {
-            name: "export-job-status".into(),
-            role: Role::Function,
-            path: function.ok_or("--function is required")?,
-        },
-    ];
-    builds.extend(variants.into_iter().map(|(name, path)| Build {
-        name,
-        role: Role::Variant,
+    let build = |name: &str, role: Role, path: PathBuf, endpoint: Endpoint| Build {
+        name: name.into(),
+        role,
         path,
-    }));
+        endpoint,
+    };
+    let function = function.ok_or("--function is required")?;
+    let mut builds = vec![
+        build(
+            "floor (hello-world lambda_http)",
+            Role::Floor,
+            floor.ok_or("--floor is required")?,
+            Endpoint::Name,
+        ),
+        build(
+            "export-job-status",
+            Role::Function,
+            function.clone(),
+            Endpoint::Name,
+        ),
+    ];
+    if breakdown {
+        builds.extend([
+            build(
+                "export-job-status, no DNS lookup",
+                Role::Variant,
+                function.clone(),
+                Endpoint::Address,
+            ),
+            build(
+                "export-job-status, no DNS lookup, no TLS",
+                Role::Variant,
+                function,
+                Endpoint::Plain,
+            ),
+        ]);
+    }
+    builds.extend(
+        variants
+            .into_iter()
+            .map(|(name, path)| build(&name, Role::Variant, path, Endpoint::Name)),
+    );
     if let Some(path) = naive {
-        builds.push(Build {
-            name: "naive SDK function (defaults)".into(),
-            role: Role::Naive,
+        builds.push(build(
+            "naive SDK function (defaults)",
+            Role::Naive,
             path,
-        });
+            Endpoint::Name,
+        ));
     }
     if let Some(path) = python {
-        builds.push(Build {
-            name: "Python peer (boto3, awslambdaric)".into(),
-            role: Role::Python,
+        builds.push(build(
+            "Python peer (boto3, awslambdaric)",
+            Role::Python,
             path,
-        });
+            Endpoint::Name,
+        ));
     }
     for b in &mut builds {
         // Absolute, but not through symlinks: a venv's python must stay the venv's.
@@ -163,13 +215,14 @@ fn parse_args() -> Result<Args, String> {
         warm,
         ca_only,
         function_ca_only,
+        status_table,
         out,
     })
 }
 
 /// What the harness serves and where the functions find it.
 struct World {
-    _healthlake: StandIn,
+    healthlake: StandIn,
     front: tls::HttpsFront,
     bundle: PathBuf,
     /// This run's CA alone, for the function with `--function-ca-only`.
@@ -178,7 +231,11 @@ struct World {
     logs: PathBuf,
     /// Where each start gets its CPU quota; None: unthrottled.
     quota: Option<Quota>,
+    /// With `--status-table`: moto's DynamoDB and its TLS front.
+    table: Option<(Moto, tls::HttpsFront)>,
 }
+
+const TABLE: &str = "export-job-status-bench";
 
 /// One cold start, and for the last one the warm phase.
 #[derive(Default, Clone)]
@@ -190,6 +247,8 @@ struct ColdStart {
     first_call: Duration,
     /// Quota periods in which the process was throttled, up to its first answer.
     throttled: u64,
+    /// Page faults up to the first answer.
+    faults: u64,
 }
 
 #[derive(Default)]
@@ -247,8 +306,19 @@ fn main() {
     } else {
         bundle.clone()
     };
+    let table = args.status_table.then(|| {
+        let moto = Moto::start();
+        moto.create_table(TABLE);
+        let front = tls::HttpsFront::start(&pki, moto.addr());
+        println!(
+            "status table {TABLE} on moto's DynamoDB at https://localhost:{}",
+            front.port()
+        );
+        (moto, front)
+    });
     let world = World {
-        _healthlake: healthlake,
+        table,
+        healthlake,
         front,
         bundle,
         function_bundle,
@@ -341,7 +411,11 @@ fn verification_check(builds: &[Build], world: &World) {
 
 /// The environment Lambda gives a function, pointed at the loopback Runtime API and HealthLake.
 fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool, group: Option<&Group>) -> Child {
-    let endpoint = format!("https://localhost:{}", world.front.port());
+    let endpoint = match build.endpoint {
+        Endpoint::Name => format!("https://localhost:{}", world.front.port()),
+        Endpoint::Address => format!("https://127.0.0.1:{}", world.front.port()),
+        Endpoint::Plain => format!("http://{}", world.healthlake.addr()),
+    };
     let bundle = world.bundle.to_string_lossy().into_owned();
     let mut env: Vec<(&str, String)> = vec![
         ("AWS_LAMBDA_RUNTIME_API", api.host_port()),
@@ -375,8 +449,16 @@ fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool, gro
         ("LANG", "en_US.UTF-8".into()),
         ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
     ];
+    if let (Some((_, front)), Role::Function | Role::Variant) = (&world.table, &build.role) {
+        env.push(("STATUS_TABLE", TABLE.into()));
+        env.push((
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            format!("https://localhost:{}", front.port()),
+        ));
+    }
     if trust_bundle {
-        let file = if build.role == Role::Function {
+        // The breakdown builds are the function too.
+        let file = if build.role == Role::Function || build.endpoint != Endpoint::Name {
             &world.function_bundle
         } else {
             &world.bundle
@@ -482,6 +564,11 @@ struct Running {
 
 /// Starts `build` cold and serves its first invocation.
 fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
+    if let Some((moto, _)) = &world.table {
+        let key = json!({"pk": {"S": format!("job#{DS}#{JOB}")}});
+        moto.call("DeleteItem", &json!({"TableName": TABLE, "Key": key}))
+            .expect("delete the job's item");
+    }
     let api = RuntimeApi::start();
     let group = world.quota.as_ref().map(|q| {
         q.fresh()
@@ -507,6 +594,7 @@ fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
     let inv = api.invoke_timed(event(), DEADLINE);
     let first_cpu = measure::cpu_time(pid);
     let first_cpu_schedstat = measure::schedstat_sum(pid);
+    let faults = measure::page_faults(pid);
     let throttled = group.as_ref().map_or(0, |g| g.throttled().1);
     check(build, &inv.outcome, world);
     let cold = ColdStart {
@@ -516,6 +604,7 @@ fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
         first_cpu_schedstat,
         first_call: inv.answered.expect("answered") - inv.delivered.expect("delivered"),
         throttled,
+        faults,
     };
     let running = Running {
         api,
@@ -726,18 +815,21 @@ fn report(args: &Args, results: &[Results], roots: usize, quota: Option<&Quota>)
         );
     }
     s.push_str("\nCPU to the first answer (ms), spread and split:\n\n");
-    s.push_str("| build | CPU min | CPU median | CPU max | of which start-up (median) | schedstat check (median) |\n|---|--:|--:|--:|--:|--:|\n");
+    s.push_str("| build | CPU min | CPU median | CPU max | of which start-up (median) | schedstat check (median) | page faults (median) |\n|---|--:|--:|--:|--:|--:|--:|\n");
     for ((b, r), m) in args.builds.iter().zip(results).zip(&sums) {
         let sched = median(r.cold.iter().map(|c| c.first_cpu_schedstat).collect());
+        let mut faults: Vec<u64> = r.cold.iter().map(|c| c.faults).collect();
+        faults.sort_unstable();
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
             b.name,
             ms(m.first_cpu_min),
             ms(m.first_cpu),
             ms(m.first_cpu_max),
             ms(m.init_cpu),
-            ms(sched)
+            ms(sched),
+            faults[faults.len() / 2]
         );
     }
     s.push_str(&targets(args, results, &sums, quota));
@@ -788,24 +880,27 @@ fn targets(args: &Args, results: &[Results], sums: &[Summary], quota: Option<&Qu
             ));
         }
     }
-    if let Some(n) = find(Role::Naive) {
-        let naive = &sums[n];
+    // Warm CPU and peak RSS come from the warm phase: without one there is nothing to judge.
+    if args.warm > 0 {
+        if let Some(n) = find(Role::Naive) {
+            let naive = &sums[n];
+            rows.push((
+                "CPU per warm request ≤ the naive SDK function's".into(),
+                format!(
+                    "{:.0} µs = {:.2}× naive ({:.0} µs)",
+                    fun.cpu_warm.as_secs_f64() * 1e6,
+                    ratio(fun.cpu_warm, naive.cpu_warm),
+                    naive.cpu_warm.as_secs_f64() * 1e6
+                ),
+                fun.cpu_warm <= naive.cpu_warm,
+            ));
+        }
         rows.push((
-            "CPU per warm request ≤ the naive SDK function's".into(),
-            format!(
-                "{:.0} µs = {:.2}× naive ({:.0} µs)",
-                fun.cpu_warm.as_secs_f64() * 1e6,
-                ratio(fun.cpu_warm, naive.cpu_warm),
-                naive.cpu_warm.as_secs_f64() * 1e6
-            ),
-            fun.cpu_warm <= naive.cpu_warm,
+            "peak RSS ≤ 10 MiB".into(),
+            format!("{:.1} MiB", mib(fun.rss)),
+            mib(fun.rss) <= 10.0,
         ));
     }
-    rows.push((
-        "peak RSS ≤ 10 MiB".into(),
-        format!("{:.1} MiB", mib(fun.rss)),
-        mib(fun.rss) <= 10.0,
-    ));
     rows.push((
         "stripped binary ≤ 6 MB".into(),
         format!("{:.2} MB", mb(res.stripped.unwrap_or(0))),
@@ -839,6 +934,7 @@ fn to_json(args: &Args, results: &[Results], quota: Option<&Quota>) -> Value {
                     "first_response_cpu_schedstat_us": us(c.first_cpu_schedstat),
                     "first_call_us": us(c.first_call),
                     "throttled_periods": c.throttled,
+                    "page_faults": c.faults,
                 })).collect::<Vec<_>>(),
                 "median": {
                     "init_us": us(m.init), "first_response_cpu_us": us(m.first_cpu),

@@ -36,6 +36,22 @@ pub fn schedstat_sum(pid: u32) -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// Page faults the process `pid` has taken so far, all threads (`minflt` and `majflt` of
+/// `/proc/<pid>/stat`): each one a trap into the kernel, and for a new page a page zeroed or
+/// mapped, which is much of a cold start's kernel time.
+pub fn page_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    // minflt and majflt are fields 10 and 12 of the line, 8 and 10 after the name.
+    [7, 9]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Peak resident set size (`VmHWM`), in bytes.
 pub fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -129,6 +145,16 @@ mod tests {
         assert!(after > before);
         assert!(schedstat_sum(pid) > Duration::ZERO);
         assert!(peak_rss(pid) > 0);
+    }
+
+    #[test]
+    fn page_faults_of_this_process_grow_when_it_touches_new_memory() {
+        let pid = std::process::id();
+        let before = page_faults(pid);
+        assert!(before > 0, "a running process has taken page faults");
+        let touched: Vec<u8> = vec![1; 64 << 20];
+        std::hint::black_box(&touched);
+        assert!(page_faults(pid) > before, "64 MiB written without a page fault");
     }
 
     #[test]
