@@ -14,20 +14,19 @@ use std::time::{Duration, Instant};
 /// How long moto may take to start (it imports a lot of Python).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// moto's own `moto.server`, with one difference: requests are handled one at a time. moto's
-/// server answers each request on a thread of its own and its DynamoDB backend takes no lock, so
-/// two conditional writes to one item can both pass their condition (seen in the lease test);
-/// DynamoDB applies writes to an item one at a time, and the function relies on that.
+/// moto's own server application, served by waitress (PyPI, pinned in `scripts/moto.sh`) with
+/// one worker thread rather than by werkzeug's development server, for two reasons. Requests are
+/// handled one at a time: werkzeug answers each on a thread of its own and moto's DynamoDB backend
+/// takes no lock, so two conditional writes to one item could both pass their condition (seen in
+/// the lease test), where DynamoDB applies writes to an item one at a time and the function relies
+/// on that. And connections stay open between requests, as DynamoDB's do: werkzeug closes every
+/// one, which made the benchmark pay a TLS handshake per call.
 const SERIALIZED_SERVER: &str = r#"
-import sys, threading
-from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import run_simple
+import sys
+from moto.server import DomainDispatcherApplication, create_backend_app
+from waitress import serve
 app = DomainDispatcherApplication(create_backend_app)
-lock = threading.Lock()
-def serialized(environ, start_response):
-    with lock:
-        return list(app(environ, start_response))
-run_simple(sys.argv[1], int(sys.argv[2]), serialized, threaded=True, request_handler=MotoRequestHandler)
+serve(app, host=sys.argv[1], port=int(sys.argv[2]), threads=1, _quiet=True)
 "#;
 
 pub struct Moto {
