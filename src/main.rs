@@ -31,8 +31,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .credentials_provider(upstream::EnvironmentFirst::default())
         .load()
         .await;
-    // HealthLake's connection is opened while start-up goes on (src/warmup.rs).
-    upstream::preconnect(&sdk).await;
+    // The first request's connection is opened while start-up goes on (src/warmup.rs).
+    upstream::preconnect(&sdk, &config).await;
     let mut app = App::new(Client::new(&sdk), config).with_fleet(&sdk);
     app.connect_status_table(&sdk);
     let app: &'static App = Box::leak(Box::new(app));

@@ -99,9 +99,14 @@ impl ProvideCredentials for EnvironmentFirst {
     }
 }
 
-/// Starts connecting to HealthLake now, for the first request to use: see [`crate::warmup`].
-pub async fn preconnect(sdk: &aws_config::SdkConfig) {
-    if let Some(endpoint) = crate::warmup::endpoint(sdk).await {
+/// Starts connecting now to what the first request calls first, for it to use: the status
+/// table's DynamoDB when the shared tier is on, else HealthLake. See [`crate::warmup`].
+pub async fn preconnect(sdk: &aws_config::SdkConfig, config: &Config) {
+    let endpoint = match config.fleet.table {
+        Some(_) => crate::warmup::dynamodb_endpoint(sdk).await,
+        None => crate::warmup::healthlake_endpoint(sdk).await,
+    };
+    if let Some(endpoint) = endpoint {
         crate::warmup::start(endpoint, https::tls_connector(Some(CONNECT_TIMEOUT)));
     }
 }

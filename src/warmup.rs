@@ -1,12 +1,14 @@
-//! Connecting to HealthLake (DNS, TCP, TLS) during start-up instead of in the first request.
-//! At start-up a task begins the connection to the endpoint the client will call; the first
-//! request that needs a new connection there takes it, made or still in the making, instead of
-//! starting its own. Start-up does not wait for it, so a first request that calls no one (a bad
-//! id, a cached job) is not held up, and a failure costs nothing but the attempt: it is not an
-//! error, and the first request then connects as it always would.
+//! Connecting (DNS, TCP, TLS) during start-up instead of in the first request, to the service
+//! that request calls first: HealthLake, or with the shared tier on, the status table's DynamoDB
+//! (a cold environment in a running fleet mostly answers from the table and never calls
+//! HealthLake; bench/README.md has the numbers). At start-up a task begins the connection to the
+//! endpoint the client will call; the first request that needs a new connection there takes it,
+//! made or still in the making, instead of starting its own. Start-up does not wait for it, so a
+//! first request that calls no one (a bad id, a cached job) is not held up, and a failure costs
+//! nothing but the attempt: it is not an error, and the first request then connects as it always
+//! would.
 
 use aws_config::SdkConfig;
-use aws_sdk_healthlake::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use hyper::Uri;
 use hyper_rustls::MaybeHttpsStream;
 use hyper_util::rt::TokioIo;
@@ -39,20 +41,39 @@ static PENDING: Mutex<Option<Pending>> = Mutex::new(None);
 
 /// The endpoint the HealthLake client will call, as the SDK resolves it: a configured endpoint
 /// URL, else the regional one. None if it cannot tell (then nothing is pre-connected).
-pub async fn endpoint(sdk: &SdkConfig) -> Option<Uri> {
-    let configured = std::env::var("AWS_ENDPOINT_URL_HEALTHLAKE")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .or_else(|| sdk.endpoint_url().map(str::to_owned));
+pub async fn healthlake_endpoint(sdk: &SdkConfig) -> Option<Uri> {
+    use aws_sdk_healthlake::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
     let params = Params::builder()
         .set_region(sdk.region().map(|r| r.to_string()))
         .use_fips(sdk.use_fips().unwrap_or(false))
         .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
-        .set_endpoint(configured)
+        .set_endpoint(configured("AWS_ENDPOINT_URL_HEALTHLAKE", sdk))
         .build()
         .ok()?;
     let resolved = DefaultResolver::new().resolve_endpoint(&params).await.ok()?;
     resolved.url().parse().ok()
+}
+
+/// The same for the DynamoDB client of the status table.
+pub async fn dynamodb_endpoint(sdk: &SdkConfig) -> Option<Uri> {
+    use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    let params = Params::builder()
+        .set_region(sdk.region().map(|r| r.to_string()))
+        .use_fips(sdk.use_fips().unwrap_or(false))
+        .use_dual_stack(sdk.use_dual_stack().unwrap_or(false))
+        .set_endpoint(configured("AWS_ENDPOINT_URL_DYNAMODB", sdk))
+        .build()
+        .ok()?;
+    let resolved = DefaultResolver::new().resolve_endpoint(&params).await.ok()?;
+    resolved.url().parse().ok()
+}
+
+/// The service's endpoint URL variable, else the SDK configuration's endpoint for every service.
+fn configured(variable: &str, sdk: &SdkConfig) -> Option<String> {
+    std::env::var(variable)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
 }
 
 /// Starts connecting to `endpoint` with `connector` (the one the client's pool uses) in a task

@@ -36,7 +36,7 @@ const SYSTEM_BUNDLES: &[&str] = &[
 const USAGE: &str = "\
 usage: bench --function PATH --floor PATH [--naive PATH] [--python PATH] [--variant NAME=PATH]...
              [--throttle | --memory MB] [--cold N] [--warm N] [--smoke] [--ca-only] [--out DIR]
-             [--status-table]
+             [--status-table miss|hit] [--breakdown]
 
   --function PATH      the export-job-status release binary
   --floor PATH         the hello-world lambda_http binary built with the same profile
@@ -60,11 +60,13 @@ usage: bench --function PATH --floor PATH [--naive PATH] [--python PATH] [--vari
                        one), while variants and peers read the system bundle plus the CA
   --breakdown          also run the function without the DNS lookup (HealthLake by address) and
                        without the lookup and TLS (plain HTTP): what those cost it
-  --status-table       the function (and variants) as the template deploys them: with the shared
+  --status-table MODE  the function (and variants) as the template deploys them: with the shared
                        status table (STATUS_TABLE), on moto's DynamoDB server behind the same TLS
-                       front (run scripts/moto.sh first); the job's item is deleted before every
-                       start, so each first request takes the whole path: table, lease, budget,
-                       HealthLake, write-back
+                       front (run scripts/moto.sh first). `miss`: the job's item is deleted before
+                       every start, so each first request takes the whole path (table, lease,
+                       budget, HealthLake, write-back); `hit`: the item stays fresh (the first
+                       start writes it, REFRESH_INTERVAL_MS is 300000), so the first request is
+                       answered from the table, as in a fleet that is already running
   --out DIR            report.md, report.json, logs and zips (default target/bench)
 ";
 
@@ -77,7 +79,7 @@ struct Args {
     warm: usize,
     ca_only: bool,
     function_ca_only: bool,
-    status_table: bool,
+    status_table: Option<TableMode>,
     out: PathBuf,
 }
 
@@ -115,7 +117,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut function, mut floor, mut naive, mut python) = (None, None, None, None);
     let mut variants = Vec::new();
     let (mut cold, mut warm, mut ca_only, mut memory) = (None, 500, false, None);
-    let (mut init_unthrottled, mut function_ca_only, mut status_table) = (false, false, false);
+    let (mut init_unthrottled, mut function_ca_only, mut status_table) = (false, false, None);
     let mut breakdown = false;
     let mut out = PathBuf::from("target/bench");
     let num = |v: Option<String>| v.and_then(|v| v.parse::<usize>().ok()).ok_or("expected a number");
@@ -138,7 +140,13 @@ fn parse_args() -> Result<Args, String> {
             "--smoke" => (cold, warm) = (Some(1), 20),
             "--ca-only" => ca_only = true,
             "--function-ca-only" => function_ca_only = true,
-            "--status-table" => status_table = true,
+            "--status-table" => {
+                status_table = Some(match args.next().as_deref() {
+                    Some("miss") => TableMode::Miss,
+                    Some("hit") => TableMode::Hit,
+                    _ => return Err("--status-table miss|hit".into()),
+                })
+            }
             "--breakdown" => breakdown = true,
             "--out" => out = args.next().map(PathBuf::from).ok_or("--out DIR")?,
             "-h" | "--help" => return Err(String::new()),
@@ -231,8 +239,14 @@ struct World {
     logs: PathBuf,
     /// Where each start gets its CPU quota; None: unthrottled.
     quota: Option<Quota>,
-    /// With `--status-table`: moto's DynamoDB and its TLS front.
-    table: Option<(Moto, tls::HttpsFront)>,
+    /// With `--status-table`: moto's DynamoDB and its TLS front, and how the job's item is kept.
+    table: Option<(Moto, tls::HttpsFront, TableMode)>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TableMode {
+    Miss,
+    Hit,
 }
 
 const TABLE: &str = "export-job-status-bench";
@@ -306,15 +320,19 @@ fn main() {
     } else {
         bundle.clone()
     };
-    let table = args.status_table.then(|| {
+    let table = args.status_table.map(|mode| {
         let moto = Moto::start();
         moto.create_table(TABLE);
         let front = tls::HttpsFront::start(&pki, moto.addr());
         println!(
-            "status table {TABLE} on moto's DynamoDB at https://localhost:{}",
-            front.port()
+            "status table {TABLE} on moto's DynamoDB at https://localhost:{}; the first request {}",
+            front.port(),
+            match mode {
+                TableMode::Miss => "finds no item: table, lease, budget, HealthLake, write-back",
+                TableMode::Hit => "finds a fresh item (after the first start): the table alone",
+            }
         );
-        (moto, front)
+        (moto, front, mode)
     });
     let world = World {
         table,
@@ -449,13 +467,17 @@ fn spawn(build: &Build, world: &World, api: &RuntimeApi, trust_bundle: bool, gro
         ("LANG", "en_US.UTF-8".into()),
         ("PATH", "/usr/local/bin:/usr/bin:/bin".into()),
     ];
-    if let (Some((_, front)), Role::Function | Role::Variant) = (&world.table, &build.role) {
+    if let (Some((_, front, mode)), Role::Function | Role::Variant) = (&world.table, &build.role) {
         env.push(("STATUS_TABLE", TABLE.into()));
         env.push((
             "AWS_ENDPOINT_URL_DYNAMODB",
             format!("https://localhost:{}", front.port()),
         ));
+        if *mode == TableMode::Hit {
+            env.push(("REFRESH_INTERVAL_MS", "300000".into()));
+        }
     }
+
     if trust_bundle {
         // The breakdown builds are the function too.
         let file = if build.role == Role::Function || build.endpoint != Endpoint::Name {
@@ -564,7 +586,7 @@ struct Running {
 
 /// Starts `build` cold and serves its first invocation.
 fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
-    if let Some((moto, _)) = &world.table {
+    if let Some((moto, _, TableMode::Miss)) = &world.table {
         let key = json!({"pk": {"S": format!("job#{DS}#{JOB}")}});
         moto.call("DeleteItem", &json!({"TableName": TABLE, "Key": key}))
             .expect("delete the job's item");
