@@ -28,6 +28,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A connection made at start-up and not used within this long may have been closed by the far
 /// side (or the environment frozen in between): the request connects afresh instead.
 const MAX_AGE: Duration = Duration::from_secs(5);
+/// Turns of the runtime this task waits before starting (see `start`).
+const YIELDS_BEFORE_CONNECTING: usize = 4;
 /// Bounds the whole attempt (the TCP connect has its own timeout, the TLS handshake none).
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(2);
 
@@ -89,6 +91,15 @@ where
     };
     let (scheme, authority) = (scheme.to_owned(), authority.as_str().to_owned());
     let task = tokio::spawn(async move {
+        // Let the runtime send its first poll for an event before this task's first steps (the
+        // DNS thread, the socket, the ClientHello). On this single-threaded runtime the main
+        // task is then connecting to the Runtime API (on loopback), and a yielded task runs
+        // again only after the I/O driver has been polled: a few turns are enough for the
+        // connection to be made and the poll written. If they are not, this starts a little
+        // early, which is all the harm.
+        for _ in 0..YIELDS_BEFORE_CONNECTING {
+            tokio::task::yield_now().await;
+        }
         match tokio::time::timeout(ATTEMPT_LIMIT, connector.call(endpoint)).await {
             Ok(Ok(stream)) => Some((stream, Instant::now())),
             Ok(Err(err)) => {
