@@ -8,7 +8,7 @@
 //! (docs/fleet.md). `error` is the one enum for everything that can go wrong, and its table of
 //! answers. Around them: `event_source` (which source an unreadable event came from, to answer in
 //! its shape), `metrics` (the request line as EMF), `logging`, `panic_log` (a panic is one JSON
-//! line) and `warmup` (HealthLake's connection opened during start-up).
+//! line) and `warmup` (the first request's connection opened during start-up).
 //!
 //! Modules are public where the local run, the tests, the benchmark or the fuzzers need them;
 //! everything else is `pub(crate)`, so that the compiler points at dead code.
