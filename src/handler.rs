@@ -9,6 +9,7 @@ use crate::ids::{DatastoreId, JobId};
 use crate::job::JobView;
 use crate::response::Reply;
 use crate::scope::{Caller, Scope};
+use crate::upstream::LazyClient;
 use crate::{metrics, response, route, upstream};
 use aws_sdk_healthlake::Client;
 use futures_util::FutureExt;
@@ -25,7 +26,7 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Everything a request needs that outlives it: built once per execution environment.
 pub struct App {
-    client: Client,
+    client: LazyClient<Client>,
     config: Config,
     cache: TerminalCache,
     /// Who may read which datastore; `main` connects it to the status table.
@@ -36,6 +37,20 @@ pub struct App {
 
 impl App {
     pub fn new(client: Client, config: Config) -> Self {
+        App::with_client(upstream::lazy(move || client), config)
+    }
+
+    /// The app as Lambda runs it: every client built from `sdk`, HealthLake's when first needed,
+    /// with the shared tier and partner scoping on `STATUS_TABLE` when that is set.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, config: Config) -> Self {
+        let for_client = sdk.clone();
+        let mut app =
+            App::with_client(upstream::lazy(move || Client::new(&for_client)), config).with_fleet(sdk);
+        app.connect_status_table(sdk);
+        app
+    }
+
+    fn with_client(client: LazyClient<Client>, config: Config) -> Self {
         App {
             client,
             scope: Scope::new(config.scope.clone()),

@@ -1,7 +1,6 @@
 //! The Lambda entry point: configuration, the SDK client and the cache are built once per
 //! execution environment and lent to every invocation.
 
-use aws_sdk_healthlake::Client;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
 use export_job_status::{lambda_event, logging, panic_log, upstream};
@@ -33,8 +32,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await;
     // The first request's connection is opened while start-up goes on (src/warmup.rs).
     upstream::preconnect(&sdk, &config).await;
-    let mut app = App::new(Client::new(&sdk), config).with_fleet(&sdk);
-    app.connect_status_table(&sdk);
-    let app: &'static App = Box::leak(Box::new(app));
+    let app: &'static App = Box::leak(Box::new(App::from_sdk(&sdk, config)));
     lambda_event::run(app).await
 }

@@ -340,7 +340,7 @@ impl Scope {
                     .timeout_config(timeouts)
                     .build();
                 self.partners = Some(Partners::new(
-                    aws_sdk_dynamodb::Client::from_conf(conf),
+                    crate::upstream::lazy(move || aws_sdk_dynamodb::Client::from_conf(conf)),
                     table.clone(),
                     self.config.partner_refresh,
                 ));
@@ -381,7 +381,8 @@ impl Scope {
 /// request path, not by a timer: Lambda freezes the process between invocations, so a timer
 /// would not run when it should, and a process that serves no API-key caller reads nothing.
 pub(crate) struct Partners {
-    client: aws_sdk_dynamodb::Client,
+    /// Made when the first API-key caller comes.
+    client: crate::upstream::LazyClient<aws_sdk_dynamodb::Client>,
     table: String,
     refresh: Duration,
     known: Mutex<HashMap<String, Known>>,
@@ -394,7 +395,11 @@ struct Known {
 }
 
 impl Partners {
-    pub(crate) fn new(client: aws_sdk_dynamodb::Client, table: String, refresh: Duration) -> Partners {
+    pub(crate) fn new(
+        client: crate::upstream::LazyClient<aws_sdk_dynamodb::Client>,
+        table: String,
+        refresh: Duration,
+    ) -> Partners {
         Partners {
             client,
             table,

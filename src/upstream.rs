@@ -99,6 +99,16 @@ impl ProvideCredentials for EnvironmentFirst {
     }
 }
 
+/// An SDK client made on first use. Making any client parses its service's table of endpoint
+/// partitions (about 415,000 instructions; bench/README.md), which a cold start that never calls
+/// the service should not pay: with the shared tier on, most never call HealthLake, and only
+/// API-key callers need partner scoping's client.
+pub(crate) type LazyClient<T> = std::sync::LazyLock<T, Box<dyn FnOnce() -> T + Send>>;
+
+pub(crate) fn lazy<T>(make: impl FnOnce() -> T + Send + 'static) -> LazyClient<T> {
+    std::sync::LazyLock::new(Box::new(make))
+}
+
 /// Starts connecting now to what the first request calls first, for it to use: the status
 /// table's DynamoDB when the shared tier is on, else HealthLake. See [`crate::warmup`].
 pub async fn preconnect(sdk: &aws_config::SdkConfig, config: &Config) {
