@@ -29,7 +29,7 @@ pub struct App {
     client: LazyClient<Client>,
     config: Config,
     cache: TerminalCache,
-    /// Who may read which datastore; `main` connects it to the status table.
+    /// Who may read which datastore; `from_sdk` connects it to the status table.
     scope: Scope,
     /// The shared tier, when `STATUS_TABLE` is set.
     fleet: Option<Shared>,
@@ -46,7 +46,9 @@ impl App {
         let for_client = sdk.clone();
         let mut app =
             App::with_client(upstream::lazy(move || Client::new(&for_client)), config).with_fleet(sdk);
-        app.connect_status_table(sdk);
+        // Partner mappings are read through a DynamoDB client built from `sdk` (see `scope`);
+        // without a table, API-key callers read nothing.
+        app.scope.connect(sdk);
         app
     }
 
@@ -58,12 +60,6 @@ impl App {
             cache: TerminalCache::default(),
             fleet: None,
         }
-    }
-
-    /// Reads partner mappings from `STATUS_TABLE` through a DynamoDB client built from `sdk`
-    /// (see `scope`); without this, API-key callers read nothing.
-    pub fn connect_status_table(&mut self, sdk: &aws_config::SdkConfig) {
-        self.scope.connect(sdk);
     }
 
     /// With the shared tier on `STATUS_TABLE`, its DynamoDB client built from the same SDK
