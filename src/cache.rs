@@ -80,12 +80,19 @@ mod tests {
     use super::*;
 
     fn rendered(terminal: bool) -> Arc<RenderedJob> {
-        Arc::new(RenderedJob {
-            body: "{}".into(),
-            etag: "\"0\"".into(),
+        let view = crate::job::JobView {
+            datastore_id: "ds".into(),
+            job_id: "job".into(),
+            job_name: None,
+            status: if terminal { "COMPLETED" } else { "IN_PROGRESS" }.into(),
             terminal,
+            submitted_at: "2026-01-01T00:00:00.000Z".into(),
+            ended_at: None,
+            message: None,
+            output_s3_uri: None,
             submitted_epoch: 0,
-        })
+        };
+        Arc::new(view.render())
     }
 
     fn key(n: usize) -> (DatastoreId, JobId) {

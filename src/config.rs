@@ -62,7 +62,17 @@ pub struct Config {
     /// `METRICS_NAMESPACE`: where the request lines' metrics go (see `metrics`).
     pub metrics_namespace: String,
     pub fleet: FleetConfig,
+    /// `BASE_PATH`: a path prefix in front of the route (a custom domain's base path mapping),
+    /// without its trailing slash; see `route`.
+    pub base_path: Option<String>,
 }
+
+/// Where the SDK may be pointed instead of AWS's endpoints; `http://` is for loopback only.
+pub const ENDPOINT_VARS: [&str; 3] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_HEALTHLAKE",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+];
 
 /// The shared tier (`STATUS_TABLE`) and the fleet-wide upstream budget: see docs/fleet.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +108,7 @@ impl Default for Config {
             scope: ScopeConfig::default(),
             metrics_namespace: metrics::DEFAULT_NAMESPACE.to_owned(),
             fleet: FleetConfig::default(),
+            base_path: None,
         }
     }
 }
@@ -167,6 +178,14 @@ impl Config {
             Some(v) => metrics::parse_namespace(&v).map_err(|r| err(metrics::NAMESPACE_VAR, r))?,
         };
         let fleet = fleet_from(&get)?;
+        let base_path = get("BASE_PATH")
+            .map(|v| parse_base_path(v.trim()).map_err(|r| err("BASE_PATH", r)))
+            .transpose()?;
+        for var in ENDPOINT_VARS {
+            if let Some(url) = get(var) {
+                check_endpoint(url.trim()).map_err(|r| err(var, r))?;
+            }
+        }
 
         Ok(Config {
             allowed_origins,
@@ -176,6 +195,7 @@ impl Config {
             scope: ScopeConfig::from_vars(&get)?,
             metrics_namespace,
             fleet,
+            base_path,
         })
     }
 
@@ -231,6 +251,54 @@ fn fleet_from(get: &impl Fn(&str) -> Option<String>) -> Result<FleetConfig, Conf
             5_000,
         )?),
     })
+}
+
+/// `/segment[/segment...]` of unreserved characters: what a base path mapping can be.
+fn parse_base_path(v: &str) -> Result<String, String> {
+    let trimmed = v.trim_end_matches('/');
+    let ok = trimmed.starts_with('/')
+        && trimmed[1..].split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        });
+    if ok {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!(
+            "{v:?} is not a path of segments of A-Z a-z 0-9 - . _ ~ (like /health)"
+        ))
+    }
+}
+
+/// An endpoint the SDK may send the function's signed requests to: `https://` anywhere (the
+/// certificate is checked), `http://` only to this machine, where nothing crosses a network.
+fn check_endpoint(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("{url:?} is not an http:// or https:// URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    // `host.docker.internal` is the machine itself as seen from a container: what
+    // `sam local invoke` reaches a stand-in on the developer's machine through.
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.eq_ignore_ascii_case("host.docker.internal")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback && !authority.contains('@') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?}: http:// is allowed for this machine only (127.0.0.0/8, ::1, localhost, \
+             host.docker.internal); use https://"
+        ))
+    }
 }
 
 fn split_list(v: &str) -> impl Iterator<Item = &str> {
@@ -292,6 +360,47 @@ mod tests {
                 .allowed_origins,
             AllowedOrigins::None
         );
+    }
+
+    #[test]
+    fn http_endpoints_are_for_loopback_only() {
+        for ok in [
+            "https://healthlake.us-east-1.amazonaws.com",
+            "http://127.0.0.1:9911",
+            "http://127.8.9.10",
+            "http://localhost:8000/",
+            "http://[::1]:8000",
+            "http://host.docker.internal:9911",
+        ] {
+            assert!(from(&[("AWS_ENDPOINT_URL_HEALTHLAKE", ok)]).is_ok(), "{ok}");
+        }
+        for (var, bad) in [
+            ("AWS_ENDPOINT_URL_HEALTHLAKE", "http://10.0.0.5:9911"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://dynamodb.example.com"),
+            ("AWS_ENDPOINT_URL", "http://localhost.example.com"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1@evil.example.com"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "ftp://127.0.0.1"),
+        ] {
+            assert_eq!(from(&[(var, bad)]).unwrap_err().variable, var, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_base_path_is_a_path() {
+        assert_eq!(
+            from(&[("BASE_PATH", "/v1/health/")])
+                .unwrap()
+                .base_path
+                .as_deref(),
+            Some("/v1/health")
+        );
+        for bad in ["health", "/", "/a//b", "/a b", "/a?b"] {
+            assert_eq!(
+                from(&[("BASE_PATH", bad)]).unwrap_err().variable,
+                "BASE_PATH",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -5,12 +5,19 @@
 //! - a running job's answer is fresh for the refresh interval; when it is stale, one environment
 //!   takes a short lease on the job's item and refreshes it while the others go on serving the
 //!   last answer;
-//! - every HealthLake call draws on the fleet-wide budget ([`budget`]), and a throttled call
-//!   backs the whole fleet off;
+//! - a job HealthLake does not know is remembered as missing for the refresh interval too, so a
+//!   job that appears later is found within that time, as a status change would be;
+//! - every request sent to HealthLake takes a token of the fleet-wide budget ([`budget`]), where
+//!   a job the fleet has never answered (a caller's guess, maybe) is a miss that draws first on
+//!   its caller's own bucket and then on what refreshes leave, and a throttled call backs the
+//!   whole fleet off;
+//! - a request with nothing to serve waits for the holder's answer (reading the item again after
+//!   100 ms, 200 ms, ... ) or for the budget's next slot, never spinning on writes;
 //! - when HealthLake throttles or fails transiently, or the budget is spent, an answer no older
 //!   than `MAX_STALE_SECS` is served with its age;
-//! - when the table fails, the environment goes on with its memory and direct calls within a
-//!   budget of its own, and says so once in the log.
+//! - when the table fails, the environment answers from its memory only (stale answers with
+//!   their age, else 429) and never calls HealthLake, so the fleet's bound holds; it says so once
+//!   in the log.
 
 mod budget;
 mod table;
@@ -21,33 +28,57 @@ use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
 use crate::job::{JobView, RenderedJob};
 use crate::upstream;
-use budget::{LocalBudget, Rate, Take};
+use budget::{Rate, Take};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use table::{Table, TableError};
+use table::{JobItem, Table, TableError, CLOCK_SKEW_MS};
 
 /// After a failed table call, the table is left alone this long: a table that times out would
 /// otherwise add its whole time budget to every request.
 const TABLE_PAUSE_MS: i64 = 1_000;
-/// How often an environment with nothing to serve looks again while another one refreshes the
-/// job or the budget is spent.
-const WAIT_STEP: Duration = Duration::from_millis(50);
-/// Running jobs remembered in memory (about 1 KiB each).
+/// While another environment refreshes the job, how long to wait before reading its item again:
+/// about one HealthLake answer, then twice that, and so on up to [`WAIT_MAX`].
+const WAIT_FIRST: Duration = Duration::from_millis(100);
+const WAIT_MAX: Duration = Duration::from_millis(800);
+/// A terminal answer read from the table is served from memory this long, then read again: the
+/// table is input, so nothing it says is kept for the life of the environment.
+const TABLE_TERMINAL_TRUST_MS: i64 = 60_000;
+/// Jobs remembered in memory (about 1 KiB each).
 const RECENT_CAPACITY: usize = 512;
 
 /// An answer, and when HealthLake was read for it (`None` for a terminal job: it cannot be stale).
 pub(crate) struct Served {
     pub(crate) rendered: Arc<RenderedJob>,
     pub(crate) checked_ms: Option<i64>,
-    /// How long this request's HealthLake call took and how many requests it sent, if it made one.
+    /// How long this request's HealthLake calls took and how many requests they sent, if any.
     pub(crate) upstream: Option<(f64, u32)>,
-    /// Which tier answered: memory, table or healthlake; for the log line.
+    /// Which tier answered: memory, table, healthlake or stale; for the log line.
     pub(crate) tier: &'static str,
+    /// Whether this environment read the answer from HealthLake itself (or from its memory of
+    /// that): only then is a terminal answer sent as immutable.
+    pub(crate) verified: bool,
 }
 
 type Key = (DatastoreId, JobId);
+
+/// What this environment remembers of a job.
+#[derive(Clone)]
+enum Known {
+    Job(Arc<RenderedJob>),
+    /// HealthLake said there is no such job.
+    Missing,
+}
+
+#[derive(Clone)]
+struct Remembered {
+    known: Known,
+    /// When HealthLake was read.
+    checked_ms: i64,
+    /// Served from memory until then.
+    fresh_until_ms: i64,
+}
 
 pub(crate) struct Shared {
     table: Table,
@@ -55,9 +86,10 @@ pub(crate) struct Shared {
     max_stale_ms: i64,
     lease_ms: i64,
     rate: Rate,
-    local: LocalBudget,
-    /// Running jobs' last answers in this environment, with when HealthLake was read.
-    recent: Mutex<HashMap<Key, (Arc<RenderedJob>, i64)>>,
+    /// HealthLake calls one request may make, each with its own token.
+    max_calls: u32,
+    /// Running jobs' last answers, recent misses and terminal answers read from the table.
+    recent: Mutex<HashMap<Key, Remembered>>,
     table_paused_until: AtomicI64,
     table_failing: AtomicBool,
 }
@@ -65,18 +97,30 @@ pub(crate) struct Shared {
 /// What one try at the shared tier came to.
 enum Step {
     Done(Result<Served, Error>),
-    /// Nothing to serve yet: another environment is refreshing, or the budget is spent.
-    Wait,
-    /// The table failed or gave garbage: go on without it.
-    WithoutTable {
-        overwrite: bool,
-    },
+    /// Nothing to serve yet: another environment is refreshing, or the budget is spent. Look
+    /// again after this long.
+    Wait(Duration),
+    /// The table failed: go on without it.
+    WithoutTable,
+}
+
+/// What one request knows while it looks: the freshest running answer seen (to serve when
+/// HealthLake cannot be asked), and what it has spent.
+struct Look<'a> {
+    ds: &'a DatastoreId,
+    job: &'a JobId,
+    /// Partner key id, IAM principal id or "anonymous": whose misses these are.
+    caller: &'a str,
+    deadline: Instant,
+    stale: Option<(Arc<RenderedJob>, i64)>,
+    calls: u32,
+    upstream_ms: f64,
+    wait: Duration,
 }
 
 impl Shared {
     pub(crate) fn new(client: aws_sdk_dynamodb::Client, table_name: String, config: &Config) -> Self {
         let f: &FleetConfig = &config.fleet;
-        let rate = Rate::per_second(f.upstream_rate);
         Shared {
             table: Table::new(client, table_name, f.table_timeout),
             refresh_ms: f.refresh_interval.as_millis() as i64,
@@ -84,215 +128,266 @@ impl Shared {
             // Longer than the holder can take (its HealthLake budget and two table calls), so a
             // live holder keeps it; a dead one's expires soon after.
             lease_ms: (config.upstream_timeout + 2 * f.table_timeout).as_millis() as i64 + 250,
-            rate,
-            local: LocalBudget::new(rate),
+            rate: Rate::per_second(f.upstream_rate),
+            max_calls: config.max_attempts,
             recent: Mutex::new(HashMap::new()),
             table_paused_until: AtomicI64::new(0),
             table_failing: AtomicBool::new(false),
         }
     }
 
-    /// The answer for one job within `budget` (already capped by the Lambda deadline).
+    /// The answer for one job within `budget` (already capped by the Lambda deadline), for
+    /// `caller` (whose bucket a miss draws on).
     pub(crate) async fn lookup(
         &self,
         client: &aws_sdk_healthlake::Client,
         terminal: &TerminalCache,
         ds: &DatastoreId,
         job: &JobId,
+        caller: &str,
         budget: Duration,
     ) -> Result<Served, Error> {
         if let Some(hit) = terminal.get(ds, job) {
-            return Ok(served(hit, None, "memory"));
+            return Ok(served(hit, None, "memory", true));
         }
-        let deadline = Instant::now() + budget;
-        let mut stale = self.remembered(ds, job);
-        if let Some((r, checked)) = &stale {
-            if now_ms() - checked < self.refresh_ms {
-                return Ok(served(r.clone(), Some(*checked), "memory"));
-            }
-        }
-        let mut overwrite = false;
-        while self.table_paused_until.load(Ordering::Relaxed) <= now_ms() {
-            match self
-                .try_shared(client, terminal, ds, job, deadline, &mut stale)
-                .await
-            {
-                Step::Done(result) => return result,
-                Step::WithoutTable { overwrite: o } => {
-                    overwrite = o;
-                    break;
+        let mut look = Look {
+            ds,
+            job,
+            caller,
+            deadline: Instant::now() + budget,
+            stale: None,
+            calls: 0,
+            upstream_ms: 0.0,
+            wait: WAIT_FIRST,
+        };
+        if let Some(r) = self.remembered(ds, job) {
+            match r.known {
+                Known::Job(j) if now_ms() < r.fresh_until_ms => {
+                    let checked = (!j.terminal).then_some(r.checked_ms);
+                    return Ok(served(j, checked, "memory", false));
                 }
-                Step::Wait if Instant::now() + WAIT_STEP < deadline => tokio::time::sleep(WAIT_STEP).await,
-                Step::Wait => return Err(UpstreamError::new(UpstreamKind::Throttled, "NoAnswerYet").into()),
+                Known::Missing if now_ms() < r.fresh_until_ms => return Err(not_found()),
+                Known::Job(j) if !j.terminal => look.stale = Some((j, r.checked_ms)),
+                _ => {}
             }
         }
-        self.without_table(client, terminal, ds, job, deadline, stale, overwrite)
-            .await
+        loop {
+            if self.table_paused_until.load(Ordering::Relaxed) > now_ms() {
+                return self.without_table(&look);
+            }
+            match self.try_shared(client, terminal, &mut look).await {
+                Step::Done(result) => return result.map(|s| look.stamp(s)),
+                Step::WithoutTable => return self.without_table(&look),
+                Step::Wait(d) if Instant::now() + d < look.deadline => tokio::time::sleep(d).await,
+                Step::Wait(_) => {
+                    return self.fall_back(
+                        &look,
+                        UpstreamError::new(UpstreamKind::Throttled, "NoAnswerYet").into(),
+                    )
+                }
+            }
+        }
     }
 
     async fn try_shared(
         &self,
         client: &aws_sdk_healthlake::Client,
         terminal: &TerminalCache,
-        ds: &DatastoreId,
-        job: &JobId,
-        deadline: Instant,
-        stale: &mut Option<(Arc<RenderedJob>, i64)>,
+        look: &mut Look<'_>,
     ) -> Step {
-        let item = match self.table.read_job(ds, job).await {
-            Ok(item) => item,
+        let (ds, job) = (look.ds, look.job);
+        let (item, usable) = match self.table.read_job(ds, job, now_ms()).await {
+            Ok(item) => (item, true),
             Err(e) if e.0.starts_with("MalformedItem") => {
                 tracing::warn!(error = %e, datastore_id = ds.as_str(), job_id = job.as_str(), "shared table item not used");
-                return Step::WithoutTable { overwrite: true };
+                (JobItem::default(), false)
             }
             Err(e) => {
                 self.table_failed(&e);
-                return Step::WithoutTable { overwrite: false };
+                return Step::WithoutTable;
             }
         };
         self.table_ok();
+        let now = now_ms();
         if let (Some(r), Some(checked)) = (item.rendered, item.checked_ms) {
             let r = Arc::new(r);
             if r.terminal {
-                terminal.insert_if_terminal(ds, job, r.clone());
-                return Step::Done(Ok(served(r, None, "table")));
+                self.remember(
+                    ds,
+                    job,
+                    Known::Job(r.clone()),
+                    checked,
+                    now + TABLE_TERMINAL_TRUST_MS,
+                );
+                return Step::Done(Ok(served(r, None, "table", false)));
             }
-            self.remember(ds, job, r.clone(), checked);
-            if now_ms() - checked < self.refresh_ms {
-                return Step::Done(Ok(served(r, Some(checked), "table")));
+            let fresh_until = checked.saturating_add(self.refresh_ms);
+            self.remember(ds, job, Known::Job(r.clone()), checked, fresh_until);
+            if now < fresh_until {
+                return Step::Done(Ok(served(r, Some(checked), "table", false)));
             }
-            if stale.as_ref().is_none_or(|(_, c)| checked > *c) {
-                *stale = Some((r, checked));
+            if look.stale.as_ref().is_none_or(|(_, c)| checked > *c) {
+                look.stale = Some((r, checked));
+            }
+        } else if let Some(missing) = item.missing_ms {
+            let fresh_until = missing.saturating_add(self.refresh_ms);
+            if now < fresh_until {
+                self.remember(ds, job, Known::Missing, missing, fresh_until);
+                return Step::Done(Err(not_found()));
             }
         }
-        let now = now_ms();
+        // A refresh when the table has the job, a miss (a caller's guess, maybe) when it has not.
+        let miss = look.stale.is_none();
         let until = now + self.lease_ms;
-        match self
-            .table
-            .lease_job(ds, job, now, until, now - self.refresh_ms)
-            .await
-        {
+        // Held by a live environment: no need to ask the table what it just said.
+        let held = item
+            .lease_until_ms
+            .is_some_and(|l| l >= now && l <= until + CLOCK_SKEW_MS);
+        let leased = if held && usable {
+            Ok(false)
+        } else {
+            let stale_before = usable.then_some(now - self.refresh_ms);
+            self.table.lease_job(ds, job, now, until, stale_before).await
+        };
+        match leased {
             Err(e) => {
                 self.table_failed(&e);
-                Step::WithoutTable { overwrite: false }
+                Step::WithoutTable
             }
             Ok(true) => {
-                self.refresh(client, terminal, ds, job, deadline, stale, until)
-                    .await
+                look.wait = WAIT_FIRST;
+                self.refresh(client, terminal, look, until, miss, !usable).await
             }
-            // Another environment is refreshing it (or just has): serve what there is meanwhile.
-            Ok(false) => match self.servable(stale) {
+            // Another environment is refreshing it (or just has): serve what there is
+            // meanwhile, or read its answer again in a moment.
+            Ok(false) => match self.servable(&look.stale) {
                 Some(s) => Step::Done(Ok(s)),
-                None => Step::Wait,
+                None => {
+                    let wait = look.wait;
+                    look.wait = (wait * 2).min(WAIT_MAX);
+                    Step::Wait(wait)
+                }
             },
         }
     }
 
-    /// Holding the lease: ask HealthLake within the fleet's budget and share the answer.
-    #[allow(clippy::too_many_arguments)]
+    /// Holding the lease: ask HealthLake within the fleet's budget, one token per request sent,
+    /// and share the answer. Gives the lease back on every way out but a stored answer.
     async fn refresh(
         &self,
         client: &aws_sdk_healthlake::Client,
         terminal: &TerminalCache,
-        ds: &DatastoreId,
-        job: &JobId,
-        deadline: Instant,
-        stale: &Option<(Arc<RenderedJob>, i64)>,
+        look: &mut Look<'_>,
         lease_until: i64,
+        miss: bool,
+        overwrite: bool,
     ) -> Step {
-        let take = match budget::take_shared(&self.table, self.rate, now_ms()).await {
-            Ok(take) => take,
-            Err(e) => {
-                self.table_failed(&e);
-                self.local.take(now_ms())
-            }
-        };
-        if take == Take::Spent {
-            // Give the lease back so that whoever asks once the budget has room may refresh.
-            let _ = self.table.release_job(ds, job, lease_until, now_ms()).await;
-            return match self.servable(stale) {
-                Some(s) => Step::Done(Ok(s)),
-                None => Step::Wait,
+        let (ds, job) = (look.ds, look.job);
+        loop {
+            let now = now_ms();
+            let take = if miss {
+                budget::take_miss(&self.table, self.rate, look.caller, now).await
+            } else {
+                budget::take_refresh(&self.table, self.rate, now).await
             };
-        }
-        match self.call(client, ds, job, deadline, stale.is_some()).await {
-            Ok((rendered, checked, upstream)) => {
-                if let Err(e) = self.table.store_job(ds, job, &rendered, checked, false).await {
+            let retry_in = match take {
+                Err(e) => {
                     self.table_failed(&e);
+                    return Step::WithoutTable;
                 }
-                Step::Done(Ok(self.keep(terminal, ds, job, rendered, checked, upstream)))
+                Ok(Take::Spent { retry_in_ms }) => Some(retry_in_ms),
+                Ok(Take::Granted) => None,
+            };
+            if let Some(retry_in_ms) = retry_in {
+                if let Some(s) = self.servable(&look.stale) {
+                    let _ = self.table.release_job(ds, job, lease_until, now_ms()).await;
+                    return Step::Done(Ok(s));
+                }
+                // Keep the lease (others wait for this environment's answer) and wait for the
+                // budget's next slot, with a little spread so that waiters do not come together.
+                let wait = Duration::from_millis((retry_in_ms + jitter_ms(self.rate.interval_ms)) as u64);
+                if Instant::now() + wait >= look.deadline {
+                    let _ = self.table.release_job(ds, job, lease_until, now_ms()).await;
+                    return Step::Done(self.fall_back(
+                        look,
+                        UpstreamError::new(UpstreamKind::Throttled, "BudgetSpent").into(),
+                    ));
+                }
+                tokio::time::sleep(wait).await;
+                continue;
             }
-            Err(err) => {
-                let now = now_ms();
-                let mut retry_at = now;
-                if is_throttled(&err) {
-                    retry_at = now + budget::THROTTLE_BACKOFF_MS;
-                    if let Err(e) = budget::back_off_shared(&self.table, self.rate, now).await {
+            match self.call(client, look).await {
+                Ok(view) => {
+                    let checked = now_ms();
+                    let rendered = Arc::new(view.render());
+                    if let Err(e) = self.table.store_job(ds, job, &rendered, checked, overwrite).await {
                         self.table_failed(&e);
                     }
+                    return Step::Done(Ok(self.keep(terminal, ds, job, rendered, checked)));
                 }
-                let _ = self.table.release_job(ds, job, lease_until, retry_at).await;
-                Step::Done(self.fall_back(stale, err))
+                Err(err) if is_not_found(&err) => {
+                    let checked = now_ms();
+                    if let Err(e) = self.table.store_missing(ds, job, checked, overwrite).await {
+                        self.table_failed(&e);
+                    }
+                    self.remember(ds, job, Known::Missing, checked, checked + self.refresh_ms);
+                    return Step::Done(Err(err));
+                }
+                Err(err) => {
+                    let now = now_ms();
+                    let throttled = is_throttled(&err);
+                    if throttled {
+                        if let Err(e) = budget::back_off_shared(&self.table, self.rate, now).await {
+                            self.table_failed(&e);
+                        }
+                    }
+                    // Another call, with a token of its own, if it may help and there is time.
+                    let backoff = Duration::from_millis(100 * 2u64.pow(look.calls.min(4)));
+                    let again = is_transient(&err)
+                        && look.stale.is_none()
+                        && look.calls < self.max_calls
+                        && Instant::now() + backoff < look.deadline;
+                    if again {
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                    let retry_at = if throttled {
+                        now + budget::THROTTLE_BACKOFF_MS
+                    } else {
+                        now
+                    };
+                    let _ = self.table.release_job(ds, job, lease_until, retry_at).await;
+                    return Step::Done(self.fall_back(look, err));
+                }
             }
         }
     }
 
-    /// The table is failing (or its item for this job is garbage): memory and direct calls
-    /// within this environment's own budget.
-    #[allow(clippy::too_many_arguments)]
-    async fn without_table(
-        &self,
-        client: &aws_sdk_healthlake::Client,
-        terminal: &TerminalCache,
-        ds: &DatastoreId,
-        job: &JobId,
-        deadline: Instant,
-        stale: Option<(Arc<RenderedJob>, i64)>,
-        overwrite: bool,
-    ) -> Result<Served, Error> {
-        if self.local.take(now_ms()) == Take::Spent {
-            return self.fall_back(
-                &stale,
-                UpstreamError::new(UpstreamKind::Throttled, "LocalBudgetSpent").into(),
-            );
-        }
-        match self.call(client, ds, job, deadline, stale.is_some()).await {
-            Ok((rendered, checked, upstream)) => {
-                if overwrite {
-                    // The item was garbage: replace it (the table itself answered).
-                    let _ = self.table.store_job(ds, job, &rendered, checked, true).await;
-                }
-                Ok(self.keep(terminal, ds, job, rendered, checked, upstream))
-            }
-            Err(err) => {
-                if is_throttled(&err) {
-                    self.local.back_off(now_ms());
-                }
-                self.fall_back(&stale, err)
-            }
-        }
+    /// The table is failing: what this environment remembers, with its age, and no HealthLake
+    /// call. An environment on its own cannot know what the rest of the fleet spends, and a
+    /// budget of its own for each would multiply the fleet's bound by the number of
+    /// environments; so a table outage costs HealthLake nothing, and a poll with nothing to
+    /// serve is told to come back (429, `Retry-After`).
+    fn without_table(&self, look: &Look<'_>) -> Result<Served, Error> {
+        self.fall_back(
+            look,
+            UpstreamError::new(UpstreamKind::Throttled, "TableUnavailable").into(),
+        )
     }
 
-    /// One HealthLake call within what is left of the budget. With an answer to fall back on, a
-    /// failure is not retried: the stale answer is served and the next refresh comes soon.
-    async fn call(
-        &self,
-        client: &aws_sdk_healthlake::Client,
-        ds: &DatastoreId,
-        job: &JobId,
-        deadline: Instant,
-        have_fallback: bool,
-    ) -> Result<(Arc<RenderedJob>, i64, (f64, u32)), Error> {
-        let left = deadline.saturating_duration_since(Instant::now());
+    /// One HealthLake request within what is left of the time budget: one attempt, so that
+    /// every request sent has taken its token.
+    async fn call(&self, client: &aws_sdk_healthlake::Client, look: &mut Look<'_>) -> Result<JobView, Error> {
+        let left = look.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(UpstreamError::new(UpstreamKind::Timeout, "DeadlineTooClose").into());
         }
         let started = Instant::now();
-        let attempts = have_fallback.then_some(1);
-        let (answer, calls) = upstream::describe_export_job_with(client, ds, job, left, attempts).await;
-        let upstream_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let view = JobView::from_sdk(ds, job, &answer?)?;
-        Ok((Arc::new(view.render()), now_ms(), (upstream_ms, calls)))
+        let (answer, calls) =
+            upstream::describe_export_job_with(client, look.ds, look.job, left, Some(1)).await;
+        look.upstream_ms += started.elapsed().as_secs_f64() * 1000.0;
+        look.calls += calls;
+        Ok(JobView::from_sdk(look.ds, look.job, &answer?)?)
     }
 
     fn keep(
@@ -302,33 +397,26 @@ impl Shared {
         job: &JobId,
         rendered: Arc<RenderedJob>,
         checked: i64,
-        upstream: (f64, u32),
     ) -> Served {
-        let mut s = if rendered.terminal {
+        if rendered.terminal {
             terminal.insert_if_terminal(ds, job, rendered.clone());
-            served(rendered, None, "healthlake")
+            served(rendered, None, "healthlake", true)
         } else {
-            self.remember(ds, job, rendered.clone(), checked);
-            served(rendered, Some(checked), "healthlake")
-        };
-        s.upstream = Some(upstream);
-        s
+            self.remember(
+                ds,
+                job,
+                Known::Job(rendered.clone()),
+                checked,
+                checked + self.refresh_ms,
+            );
+            served(rendered, Some(checked), "healthlake", true)
+        }
     }
 
     /// A stale answer if the failure is one worth riding out and the answer is young enough.
-    fn fall_back(&self, stale: &Option<(Arc<RenderedJob>, i64)>, err: Error) -> Result<Served, Error> {
-        let transient = matches!(
-            &err,
-            Error::Upstream(UpstreamError {
-                kind: UpstreamKind::Throttled
-                    | UpstreamKind::Unavailable
-                    | UpstreamKind::BadGateway
-                    | UpstreamKind::Timeout,
-                ..
-            })
-        );
-        match self.servable(stale) {
-            Some(s) if transient => Ok(s),
+    fn fall_back(&self, look: &Look<'_>, err: Error) -> Result<Served, Error> {
+        match self.servable(&look.stale) {
+            Some(s) if is_transient(&err) => Ok(look.stamp(s)),
             _ => Err(err),
         }
     }
@@ -336,32 +424,37 @@ impl Shared {
     fn servable(&self, stale: &Option<(Arc<RenderedJob>, i64)>) -> Option<Served> {
         stale
             .as_ref()
-            .filter(|(_, checked)| now_ms() - checked <= self.max_stale_ms)
-            .map(|(r, checked)| served(r.clone(), Some(*checked), "stale"))
+            .filter(|(_, checked)| now_ms().saturating_sub(*checked) <= self.max_stale_ms)
+            .map(|(r, checked)| served(r.clone(), Some(*checked), "stale", false))
     }
 
-    fn remembered(&self, ds: &DatastoreId, job: &JobId) -> Option<(Arc<RenderedJob>, i64)> {
+    fn remembered(&self, ds: &DatastoreId, job: &JobId) -> Option<Remembered> {
         self.lock_recent().get(&(ds.clone(), job.clone())).cloned()
     }
 
-    fn remember(&self, ds: &DatastoreId, job: &JobId, rendered: Arc<RenderedJob>, checked: i64) {
+    fn remember(&self, ds: &DatastoreId, job: &JobId, known: Known, checked_ms: i64, fresh_until_ms: i64) {
         let mut recent = self.lock_recent();
         if recent.len() >= RECENT_CAPACITY {
-            let too_old = now_ms() - self.max_stale_ms;
-            recent.retain(|_, (_, c)| *c >= too_old);
+            let too_old = now_ms().saturating_sub(self.max_stale_ms);
+            recent.retain(|_, r| r.checked_ms >= too_old || r.fresh_until_ms > too_old);
             if recent.len() >= RECENT_CAPACITY {
                 recent.clear();
             }
         }
+        let new = Remembered {
+            known,
+            checked_ms,
+            fresh_until_ms,
+        };
         let entry = recent
             .entry((ds.clone(), job.clone()))
-            .or_insert_with(|| (rendered.clone(), checked));
-        if entry.1 <= checked {
-            *entry = (rendered, checked);
+            .or_insert_with(|| new.clone());
+        if entry.checked_ms <= checked_ms {
+            *entry = new;
         }
     }
 
-    fn lock_recent(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Arc<RenderedJob>, i64)>> {
+    fn lock_recent(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Remembered>> {
         self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -370,7 +463,7 @@ impl Shared {
         self.table_paused_until
             .store(now_ms() + TABLE_PAUSE_MS, Ordering::Relaxed);
         if !self.table_failing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(error = %e, "shared table failing: answering from memory and direct calls within this environment's budget");
+            tracing::warn!(error = %e, "shared table failing: answering from memory, without calling HealthLake");
         }
     }
 
@@ -381,13 +474,60 @@ impl Shared {
     }
 }
 
-fn served(rendered: Arc<RenderedJob>, checked_ms: Option<i64>, tier: &'static str) -> Served {
+impl Look<'_> {
+    /// The answer with what this request spent on HealthLake.
+    fn stamp(&self, mut s: Served) -> Served {
+        if self.calls > 0 {
+            s.upstream = Some((self.upstream_ms, self.calls));
+        }
+        s
+    }
+}
+
+/// Up to one interval, from the clock's low bits: enough to spread waiters, no RNG needed.
+fn jitter_ms(interval_ms: i64) -> i64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::from(d.subsec_nanos()));
+    nanos % interval_ms.max(1)
+}
+
+fn not_found() -> Error {
+    UpstreamError::new(UpstreamKind::NotFound, "RememberedNotFound").into()
+}
+
+fn served(rendered: Arc<RenderedJob>, checked_ms: Option<i64>, tier: &'static str, verified: bool) -> Served {
     Served {
         rendered,
         checked_ms,
         upstream: None,
         tier,
+        verified,
     }
+}
+
+fn is_not_found(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Upstream(UpstreamError {
+            kind: UpstreamKind::NotFound,
+            ..
+        })
+    )
+}
+
+/// A failure worth riding out with a stale answer, or another call.
+fn is_transient(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Upstream(UpstreamError {
+            kind: UpstreamKind::Throttled
+                | UpstreamKind::Unavailable
+                | UpstreamKind::BadGateway
+                | UpstreamKind::Timeout,
+            ..
+        })
+    )
 }
 
 fn is_throttled(err: &Error) -> bool {
@@ -424,7 +564,7 @@ pub(crate) fn checked_at(checked_ms: i64) -> String {
 
 /// `Age` in whole seconds (RFC 9111), never negative whatever the clocks did.
 pub(crate) fn age_secs(checked_ms: i64) -> u64 {
-    (now_ms() - checked_ms).max(0) as u64 / 1_000
+    now_ms().saturating_sub(checked_ms).max(0) as u64 / 1_000
 }
 
 pub fn now_ms() -> i64 {

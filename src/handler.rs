@@ -153,7 +153,7 @@ async fn respond(
     reply: &Reply,
     trace: &mut Trace,
 ) -> Result<Response<Body>, Error> {
-    let raw = route::match_route(req).ok_or(Error::NoRoute)?;
+    let raw = route::match_route(req, app.config.base_path.as_deref()).ok_or(Error::NoRoute)?;
     match *req.method() {
         Method::GET | Method::HEAD => {}
         Method::OPTIONS => return Ok(reply.options()),
@@ -178,16 +178,26 @@ async fn respond(
         // Too close to the deadline for HealthLake, memory and the table may still answer.
         let budget = upstream_budget(app.config.upstream_timeout, req).unwrap_or(Duration::ZERO);
         let served = shared
-            .lookup(&app.client, &app.cache, &datastore, &job, budget)
+            .lookup(
+                &app.client,
+                &app.cache,
+                &datastore,
+                &job,
+                caller.id().unwrap_or("anonymous"),
+                budget,
+            )
             .await?;
         trace.memory_cache_hit = Some(served.tier == "memory");
         trace.upstream_ms = served.upstream.map(|(ms, _)| ms);
         trace.upstream_calls = served.upstream.map(|(_, calls)| calls);
         trace.tier = Some(served.tier);
-        let rendered = fields.restrict(served.rendered)?;
+        let rendered = fields.restrict(served.rendered);
         let resp = reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch());
         return Ok(match served.checked_ms {
             Some(checked) => response::as_of(resp, &fleet::checked_at(checked), fleet::age_secs(checked)),
+            // A terminal answer this environment did not read from HealthLake itself is kept
+            // by the caller for a minute, not a day: the table is input, not truth.
+            None if !served.verified => response::not_immutable(resp),
             None => resp,
         });
     }
@@ -207,7 +217,7 @@ async fn respond(
         }
     };
     // Both caches hold the whole document; what this caller may not see goes here.
-    let rendered = fields.restrict(rendered)?;
+    let rendered = fields.restrict(rendered);
     Ok(reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch()))
 }
 

@@ -24,6 +24,8 @@ pub enum IdError {
     },
     /// Percent-decoding produced bytes that are not UTF-8.
     NotUtf8,
+    /// A `%` in a datastore id, encoded or not (see `route`).
+    Percent,
 }
 
 impl fmt::Display for IdError {
@@ -40,6 +42,10 @@ impl fmt::Display for IdError {
                 u32::from(*ch)
             ),
             IdError::NotUtf8 => write!(f, "is not valid percent-encoded UTF-8"),
+            IdError::Percent => write!(
+                f,
+                "must not contain % or percent-encoding (HealthLake data store ids never do)"
+            ),
         }
     }
 }

@@ -3,13 +3,13 @@
 
 use crate::error::UpstreamError;
 use crate::ids::{DatastoreId, JobId};
-use crate::redact::scrub;
+use crate::redact::{scrub, scrub_s3};
 use aws_sdk_healthlake::types::{ExportJobProperties, JobStatus, OutputDataConfig};
 use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
 use time::format_description::FormatItem;
 use time::macros::format_description;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Statuses after which a job never changes. CANCEL_FAILED is not one: the cancel failed, so the
 /// job goes on towards COMPLETED or FAILED. An unknown (newer than this build) status is treated
@@ -48,6 +48,8 @@ pub(crate) struct JobView {
 /// A job view rendered to bytes once, with what the response headers need.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RenderedJob {
+    /// What `body` says, so that a narrower answer drops members from the document itself.
+    pub(crate) view: JobView,
     pub(crate) body: String,
     pub(crate) etag: String,
     pub(crate) terminal: bool,
@@ -95,38 +97,69 @@ impl JobView {
         Ok(view)
     }
 
-    pub(crate) fn render(&self) -> RenderedJob {
-        let body = serde_json::to_string(self).expect("a JobView always serializes");
-        RenderedJob::from_body(body, self.terminal, self.submitted_epoch)
+    pub(crate) fn render(self) -> RenderedJob {
+        let body = serde_json::to_string(&self).expect("a JobView always serializes");
+        RenderedJob {
+            etag: etag_of(body.as_bytes()),
+            body,
+            terminal: self.terminal,
+            submitted_epoch: self.submitted_epoch,
+            view: self,
+        }
+    }
+
+    /// A document that this function rendered earlier and another process kept (the shared
+    /// table), read as untrusted input: it must parse as a job document with no member of any
+    /// other name, be about `datastore` and `job`, say the same about terminality as its status,
+    /// and carry a submit time that is `submitted_epoch`. HealthLake's text in it is scrubbed
+    /// again. The caller serves what [`JobView::render`] makes of it, never the stored text.
+    pub(crate) fn from_stored(
+        body: &str,
+        datastore: &DatastoreId,
+        job: &JobId,
+        submitted_epoch: i64,
+    ) -> Option<JobView> {
+        let mut view: JobView = serde_json::from_str(body).ok()?;
+        let submitted = PrimitiveDateTime::parse(&view.submitted_at, RFC3339_MILLIS)
+            .ok()?
+            .assume_utc();
+        let time_ok = |t: &str| PrimitiveDateTime::parse(t, RFC3339_MILLIS).is_ok();
+        let ok = view.datastore_id == datastore.as_str()
+            && view.job_id == job.as_str()
+            && is_status_word(&view.status)
+            && view.terminal == is_terminal(&JobStatus::from(view.status.as_str()))
+            && submitted.unix_timestamp() == submitted_epoch
+            && view.ended_at.as_deref().is_none_or(time_ok)
+            && view.job_name.as_deref().is_none_or(|n| n.chars().count() <= 64);
+        if !ok {
+            return None;
+        }
+        view.message = view.message.as_deref().map(scrub);
+        view.output_s3_uri = view.output_s3_uri.as_deref().map(scrub);
+        view.submitted_epoch = submitted_epoch;
+        Some(view)
     }
 }
 
 impl RenderedJob {
-    /// A body rendered earlier (kept in the shared table), with its ETag computed again.
-    pub fn from_body(body: String, terminal: bool, submitted_epoch: i64) -> RenderedJob {
-        RenderedJob {
-            etag: etag_of(body.as_bytes()),
-            body,
-            terminal,
-            submitted_epoch,
-        }
+    /// This document for a caller who may not know where the export went: without
+    /// `outputS3Uri`, and with S3 locations and the bucket's name out of `message`. Rendered
+    /// again from the view (so the ETag is the one every environment renders), or `None` when
+    /// there is nothing to take out.
+    pub(crate) fn without_output_location(&self) -> Option<RenderedJob> {
+        let mut view = self.view.clone();
+        let uri = view.output_s3_uri.take();
+        let bucket = uri.as_deref().and_then(bucket_of);
+        view.message = view.message.as_deref().map(|m| scrub_s3(m, bucket));
+        (view != self.view).then(|| view.render())
     }
+}
 
-    /// This document without `outputS3Uri`, rendered again, or `None` when it has none. Read
-    /// back through the view, so the member order (and so the ETag) is the one every
-    /// environment renders. `Err` only if the body is not a job document, which it always is.
-    pub(crate) fn without_output_uri(&self) -> Option<Result<RenderedJob, ()>> {
-        if !self.body.contains("\"outputS3Uri\"") {
-            return None;
-        }
-        let mut view: JobView = match serde_json::from_str(&self.body) {
-            Ok(view) => view,
-            Err(_) => return Some(Err(())),
-        };
-        view.output_s3_uri.take()?;
-        view.submitted_epoch = self.submitted_epoch;
-        Some(Ok(view.render()))
-    }
+/// The bucket of an `s3://bucket/prefix` URI.
+fn bucket_of(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("s3://")?;
+    let bucket = rest.split('/').next()?;
+    (!bucket.is_empty()).then_some(bucket)
 }
 
 /// HealthLake's statuses are upper-case words joined by underscores; anything else (including
@@ -273,6 +306,72 @@ mod tests {
         assert_eq!(t(0, 1_499_999), "1970-01-01T00:00:00.001Z");
         assert_eq!(t(1_700_000_000, 0), "2023-11-14T22:13:20.000Z");
         assert_eq!(rfc3339_millis(&DateTime::from_secs(i64::MAX)), None);
+    }
+
+    #[test]
+    fn a_stored_body_is_read_as_untrusted_and_rendered_again() {
+        let (ds, job) = ids();
+        let good = props("IN_PROGRESS")
+            .message("see arn:aws:iam::123456789012:role/R")
+            .build()
+            .unwrap();
+        let rendered = JobView::from_sdk(&ds, &job, &good).unwrap().render();
+        let back = JobView::from_stored(&rendered.body, &ds, &job, 1_700_000_000).unwrap();
+        assert_eq!(back.render(), rendered);
+        let body = &rendered.body;
+        for bad in [
+            body.replace(r#""status""#, r#""extra":1,"status""#),
+            body.replace(r#""jobId":"job1""#, r#""jobId":"job2""#),
+            body.replace(r#""terminal":false"#, r#""terminal":true"#),
+            body.replace("2023-11-14T22:13:20.123Z", "2023-11-14T22:13:21.123Z"),
+            body.replace("2023-11-14T22:13:20.123Z", "yesterday"),
+            body.replace("IN_PROGRESS", "in progress"),
+            "{}".to_owned(),
+        ] {
+            assert!(
+                JobView::from_stored(&bad, &ds, &job, 1_700_000_000).is_none(),
+                "{bad}"
+            );
+        }
+        // What another writer put there unscrubbed is scrubbed on the way out.
+        let raw = body.replace("[redacted]", "arn:aws:iam::123456789012:role/R");
+        let view = JobView::from_stored(&raw, &ds, &job, 1_700_000_000).unwrap();
+        assert_eq!(view.message.as_deref(), Some("see [redacted]"));
+    }
+
+    #[test]
+    fn the_output_location_is_dropped_from_the_document_and_the_message() {
+        let (ds, job) = ids();
+        let p = props("FAILED")
+            .message("could not write s3://acme-exports/nightly/x.ndjson to acme-exports")
+            .output_data_config(OutputDataConfig::S3Configuration(
+                S3Configuration::builder()
+                    .s3_uri("s3://acme-exports/nightly/")
+                    .kms_key_id("k")
+                    .build()
+                    .unwrap(),
+            ))
+            .build()
+            .unwrap();
+        let full = JobView::from_sdk(&ds, &job, &p).unwrap().render();
+        let narrow = full.without_output_location().unwrap();
+        assert!(!narrow.body.contains("outputS3Uri"), "{}", narrow.body);
+        assert!(!narrow.body.contains("acme-exports"), "{}", narrow.body);
+        assert_ne!(narrow.etag, full.etag);
+        // A member name spelled with a JSON escape is the same member: it cannot get past.
+        let escaped = full.body.replace("outputS3Uri", "outputS3\\u0055ri");
+        let view = JobView::from_stored(&escaped, &ds, &job, 1_700_000_000).unwrap();
+        assert!(view
+            .render()
+            .without_output_location()
+            .unwrap()
+            .view
+            .output_s3_uri
+            .is_none());
+        let plain = JobView::from_sdk(&ds, &job, &props("QUEUED").build().unwrap())
+            .unwrap()
+            .render();
+        assert_eq!(plain.without_output_location(), None);
     }
 
     #[test]

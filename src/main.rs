@@ -1,11 +1,9 @@
 //! The Lambda entry point: configuration, the SDK client and the cache are built once per
 //! execution environment and lent to every invocation.
 
-use export_job_status::config::Config;
+use export_job_status::config::{Config, ENDPOINT_VARS};
 use export_job_status::handler::App;
 use export_job_status::{lambda_event, logging, panic_log, upstream};
-
-const ENDPOINT_VARS: [&str; 2] = ["AWS_ENDPOINT_URL_HEALTHLAKE", "AWS_ENDPOINT_URL_DYNAMODB"];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -39,6 +39,30 @@ pub fn scrub(text: &str) -> String {
     out
 }
 
+/// Removes S3 locations from text that HealthLake wrote, for a caller who is not told where the
+/// export went: `s3://` URIs whole, and `bucket` (the export's bucket) wherever it stands.
+pub fn scrub_s3(text: &str, bucket: Option<&str>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if starts_with_ignore_case(rest, "s3://") {
+            let end = rest.find(|c: char| c.is_whitespace() || "\"'<>()[]{},;`".contains(c));
+            out.push_str("[redacted]");
+            rest = &rest[end.unwrap_or(rest.len())..];
+            continue;
+        }
+        if let Some(b) = bucket.filter(|b| starts_with_ignore_case(rest, b)) {
+            out.push_str("[redacted]");
+            rest = &rest[b.len()..];
+            continue;
+        }
+        let c = rest.chars().next().expect("rest is not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
@@ -100,5 +124,22 @@ mod tests {
         assert_eq!(scrub("learn:more 42 items"), "learn:more 42 items");
         assert_eq!(scrub("s3://bucket/prefix/"), "s3://bucket/prefix/");
         assert_eq!(scrub("ünïcödé ok"), "ünïcödé ok");
+    }
+
+    #[test]
+    fn scrub_s3_removes_locations_and_the_bucket() {
+        assert_eq!(
+            scrub_s3("write to S3://Acme-Exports/p/x.ndjson failed", None),
+            "write to [redacted] failed"
+        );
+        assert_eq!(
+            scrub_s3(
+                "bucket acme-exports (https://acme-exports.s3.amazonaws.com) denied",
+                Some("acme-exports")
+            ),
+            "bucket [redacted] (https://[redacted].s3.amazonaws.com) denied"
+        );
+        assert_eq!(scrub_s3("nothing here", Some("acme")), "nothing here");
+        assert_eq!(scrub_s3("ünï s3://b/ü", None), "ünï [redacted]");
     }
 }

@@ -15,6 +15,8 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:problem-type:export-job-status:";
 /// A terminal job never changes: let the caller keep it for a day.
 const CACHE_TERMINAL: &str = "private, max-age=86400, immutable";
+/// A terminal answer that came from the shared table, not from HealthLake in this environment.
+const CACHE_TERMINAL_FROM_TABLE: &str = "private, max-age=60";
 /// Headers a browser may send on the real request (SigV4, API keys, conditional GET).
 const CORS_ALLOW_HEADERS: &str =
     "authorization, content-type, if-none-match, x-amz-content-sha256, x-amz-date, x-amz-security-token, x-api-key";
@@ -159,6 +161,17 @@ pub fn as_of(mut resp: Response<Body>, checked_at: &str, age_secs: u64) -> Respo
             body.push_str(checked_at);
             body.push_str("\"}");
         }
+    }
+    resp
+}
+
+/// A terminal job's answer that the caller may keep for a minute rather than a day.
+pub fn not_immutable(mut resp: Response<Body>) -> Response<Body> {
+    if resp.headers().get(header::CACHE_CONTROL) == Some(&HeaderValue::from_static(CACHE_TERMINAL)) {
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_TERMINAL_FROM_TABLE),
+        );
     }
     resp
 }

@@ -1,6 +1,13 @@
 //! Routing the event: finds the two ids of `GET /datastores/{datastoreId}/export-jobs/{jobId}`
 //! in any HTTP event lambda_http understands, undoes percent-encoding where the event source
 //! left it, and parses them into ids.
+//!
+//! As strict as the gateway in front: without path parameters the whole path must be the route,
+//! after the event's stage and the configured `BASE_PATH` only, so that a prefix rule upstream (an
+//! ALB listener rule, an HTTP API route with an authorizer) cannot be walked around. A datastore id
+//! holds no `%` at all: IAM authorizes the path as the client encoded it, so an encoded datastore
+//! id would reach HealthLake in another form than the one the caller's policy was matched on
+//! (real HealthLake data store ids are 32 hex digits).
 
 use crate::error::Error;
 use crate::ids::{DatastoreId, IdError, JobId};
@@ -19,8 +26,8 @@ pub struct RawIds<'a> {
 }
 
 /// Finds our route in `req`: from `pathParameters` when the event has both, otherwise from the
-/// last four segments of the path, so that a stage or base-path prefix changes nothing.
-pub(crate) fn match_route(req: &Request) -> Option<RawIds<'_>> {
+/// whole path, which after the stage and `base_path` must be exactly the route.
+pub(crate) fn match_route<'r>(req: &'r Request, base_path: Option<&str>) -> Option<RawIds<'r>> {
     let encoded = source_keeps_encoding(req);
     if let Some(params) = req.path_parameters_ref() {
         if let (Some(ds), Some(job)) = (params.first("datastoreId"), params.first("jobId")) {
@@ -33,19 +40,40 @@ pub(crate) fn match_route(req: &Request) -> Option<RawIds<'_>> {
     }
     let raw = req.raw_http_path();
     let path = if raw.is_empty() { req.uri().path() } else { raw };
+    let path = strip_segments(path, stage(req)).unwrap_or(path);
+    let path = match base_path {
+        Some(base) => strip_segments(path, Some(base.trim_start_matches('/')))?,
+        None => path,
+    };
     let path = path.strip_suffix('/').unwrap_or(path);
-    let mut segments = path.rsplit('/');
-    let (job, jobs, ds, datastores) = (
+    let mut segments = path.strip_prefix('/')?.split('/');
+    let (datastores, ds, jobs, job) = (
         segments.next()?,
         segments.next()?,
         segments.next()?,
         segments.next()?,
     );
-    (datastores == "datastores" && jobs == "export-jobs").then(|| RawIds {
+    (segments.next().is_none() && datastores == "datastores" && jobs == "export-jobs").then(|| RawIds {
         datastore: Cow::Owned(ds.to_owned()),
         job: Cow::Owned(job.to_owned()),
         encoded,
     })
+}
+
+/// The event's stage where the path may carry it (an HTTP API's named stage, a REST API's).
+fn stage(req: &Request) -> Option<&str> {
+    let stage = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV1(ctx) => ctx.stage.as_deref(),
+        RequestContext::ApiGatewayV2(ctx) => ctx.stage.as_deref(),
+        _ => None,
+    }?;
+    (!stage.is_empty() && stage != "$default").then_some(stage)
+}
+
+/// `path` without the leading segments `prefix` (given without its leading slash), if it has them.
+fn strip_segments<'p>(path: &'p str, prefix: Option<&str>) -> Option<&'p str> {
+    let rest = path.strip_prefix('/')?.strip_prefix(prefix?)?;
+    rest.starts_with('/').then_some(rest)
 }
 
 /// HTTP APIs (payload 2.0) hand over the path and its parameters already decoded; REST APIs,
@@ -64,6 +92,12 @@ fn source_keeps_encoding(req: &Request) -> bool {
 impl RawIds<'_> {
     /// Decodes (once, where needed) and parses both ids; the error names the parameter.
     pub fn parse(&self) -> Result<(DatastoreId, JobId), Error> {
+        if self.datastore.contains('%') {
+            return Err(Error::InvalidId {
+                param: "datastoreId",
+                reason: IdError::Percent,
+            });
+        }
         let datastore = decode(&self.datastore, self.encoded)
             .and_then(|s| DatastoreId::parse(&s))
             .map_err(|reason| Error::InvalidId {
@@ -102,15 +136,41 @@ mod tests {
     }
 
     fn ids(req: &Request) -> Option<(String, String)> {
-        match_route(req).map(|r| (r.datastore.into_owned(), r.job.into_owned()))
+        ids_under(req, None)
+    }
+
+    fn ids_under(req: &Request, base: Option<&str>) -> Option<(String, String)> {
+        match_route(req, base).map(|r| (r.datastore.into_owned(), r.job.into_owned()))
     }
 
     #[test]
-    fn takes_the_last_four_segments_whatever_the_prefix() {
+    fn matches_the_whole_path_after_the_stage_and_the_base_path_only() {
         let want = Some(("ds1".to_owned(), "job1".to_owned()));
         assert_eq!(ids(&get("/datastores/ds1/export-jobs/job1")), want);
-        assert_eq!(ids(&get("/Prod/datastores/ds1/export-jobs/job1")), want);
-        assert_eq!(ids(&get("/v1/health/datastores/ds1/export-jobs/job1/")), want);
+        assert_eq!(ids(&get("/datastores/ds1/export-jobs/job1/")), want);
+        // Any other prefix is another path: a rule upstream that allows `/datastores/ds1/...`
+        // must not serve ds2 through `/datastores/ds1/x/datastores/ds2/...`.
+        assert_eq!(ids(&get("/Prod/datastores/ds1/export-jobs/job1")), None);
+        assert_eq!(ids(&get("/datastores/ds1/x/datastores/ds2/export-jobs/j")), None);
+        assert_eq!(ids(&get("/datastores/ds1/export-jobs/job1/extra")), None);
+        assert_eq!(
+            ids_under(
+                &get("/v1/health/datastores/ds1/export-jobs/job1/"),
+                Some("/v1/health")
+            ),
+            want
+        );
+        assert_eq!(
+            ids_under(&get("/datastores/ds1/export-jobs/job1"), Some("/v1/health")),
+            None
+        );
+        assert_eq!(
+            ids_under(
+                &get("/v1/healthy/datastores/ds1/export-jobs/job1"),
+                Some("/v1/health")
+            ),
+            None
+        );
         assert_eq!(ids(&get("/datastores/ds1/export-jobs")), None);
         assert_eq!(ids(&get("/datastores/ds1/import-jobs/job1")), None);
         assert_eq!(ids(&get("/")), None);
@@ -122,30 +182,49 @@ mod tests {
 
     #[test]
     fn prefers_path_parameters() {
-        let params: HashMap<String, String> = [("datastoreId", "p%20ds"), ("jobId", "pjob")]
+        let params: HashMap<String, String> = [("datastoreId", "pds"), ("jobId", "p%20job")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .into();
         let req = get("/something/else").with_path_parameters(QueryMap::from(params));
-        let raw = match_route(&req).unwrap();
-        assert_eq!((raw.datastore.as_ref(), raw.job.as_ref()), ("p%20ds", "pjob"));
-        assert_eq!(raw.parse().unwrap().0.as_str(), "p ds");
+        let raw = match_route(&req, None).unwrap();
+        assert_eq!((raw.datastore.as_ref(), raw.job.as_ref()), ("pds", "p%20job"));
+        assert_eq!(raw.parse().unwrap().1.as_str(), "p job");
     }
 
     #[test]
     fn decodes_exactly_once() {
         let raw = RawIds {
-            datastore: "a%2520b".into(),
-            job: "x%2Fy".into(),
+            datastore: "a b".into(),
+            job: "x%2520y%2Fz".into(),
             encoded: true,
         };
         let (ds, job) = raw.parse().unwrap();
-        assert_eq!((ds.as_str(), job.as_str()), ("a%20b", "x/y"));
+        assert_eq!((ds.as_str(), job.as_str()), ("a b", "x%20y/z"));
         let raw = RawIds {
-            datastore: "a%20b".into(),
-            job: "j".into(),
+            datastore: "ds".into(),
+            job: "a%20b".into(),
             encoded: false,
         };
-        assert_eq!(raw.parse().unwrap().0.as_str(), "a%20b");
+        assert_eq!(raw.parse().unwrap().1.as_str(), "a%20b");
+    }
+
+    #[test]
+    fn a_datastore_id_holds_no_percent_in_any_form() {
+        for (datastore, encoded) in [("d%73", true), ("ds%2525", true), ("ds%25", false), ("a%", true)] {
+            let raw = RawIds {
+                datastore: datastore.into(),
+                job: "j".into(),
+                encoded,
+            };
+            assert_eq!(
+                raw.parse(),
+                Err(Error::InvalidId {
+                    param: "datastoreId",
+                    reason: IdError::Percent
+                }),
+                "{datastore}"
+            );
+        }
     }
 
     #[test]
@@ -160,14 +239,14 @@ mod tests {
             Err(Error::InvalidId { param: "jobId", .. })
         ));
         let raw = RawIds {
-            datastore: "%FF".into(),
-            job: "j".into(),
+            datastore: "ds".into(),
+            job: "%FF".into(),
             encoded: true,
         };
         assert_eq!(
             raw.parse(),
             Err(Error::InvalidId {
-                param: "datastoreId",
+                param: "jobId",
                 reason: IdError::NotUtf8
             })
         );

@@ -9,14 +9,20 @@
 //!   event, a REST event without a key) reads nothing, so no event shape bypasses the mapping.
 //! - With `AUTH_MODE=AWS_IAM` (the default), IAM has scoped the caller at API Gateway (the
 //!   caller's policy names the datastore's path, see docs/partners.md); the function serves the
-//!   deployment's datastores.
+//!   deployment's datastores to an event that names an IAM principal (a REST API's
+//!   `identity`, an HTTP API's or function URL's `authorizer.iam`). An event with no caller
+//!   identity reads nothing: a front door without IAM (an ALB, an open route) is refused.
+//! - With `AUTH_MODE=NONE` (never deployed: the template does not offer it), every event is
+//!   served as in `AWS_IAM` mode, identity or not: for the local run and `sam local invoke`.
 //!
 //! The mapping lives in the status table (`STATUS_TABLE`), one item per key, read with GetItem
 //! when a key is first seen and again once it is older than `PARTNER_REFRESH_MS` (at most a
-//! minute). docs/partners.md has the item's shape and why it is read this way.
+//! minute). Whatever that read finds is what the key reads until the next one: an item without
+//! `datastores` grants nothing, and an item that cannot be read as a mapping (or no item) refuses
+//! the key, so that a revocation always takes effect within one refresh interval.
+//! docs/partners.md has the item's shape and why it is read this way.
 
 use crate::config::ConfigError;
-use crate::error::Error;
 use crate::ids::DatastoreId;
 use crate::job::RenderedJob;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -49,14 +55,18 @@ pub enum AuthMode {
     AwsIam,
     /// Callers send a partner API key; the partner mapping scopes them here.
     ApiKey,
+    /// No authentication in front: every event is served, identity or not. The local run and
+    /// `sam local invoke` only; the template cannot deploy it.
+    None,
 }
 
-/// Which fields an answer may carry. Part of the terminal cache's key, so that an answer rendered
-/// for one kind of caller is never served to another.
+/// Which fields an answer may carry. The caches hold the whole document, keyed by datastore and
+/// job; [`Fields::restrict`] trims it for each caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fields {
     All,
-    /// Without `outputS3Uri`: the customer's bucket and prefix layout.
+    /// Without `outputS3Uri` (the customer's bucket and prefix layout), and without S3 locations
+    /// or the bucket's name in `message`.
     WithoutOutputUri,
 }
 
@@ -64,14 +74,10 @@ impl Fields {
     /// The answer this caller may be told: the cached document as it is, or re-rendered without
     /// what the caller may not see (its own body, so its own ETag). The caches hold the whole
     /// document, so no caller's answer is ever served to another kind of caller.
-    pub(crate) fn restrict(self, rendered: Arc<RenderedJob>) -> Result<Arc<RenderedJob>, Error> {
+    pub(crate) fn restrict(self, rendered: Arc<RenderedJob>) -> Arc<RenderedJob> {
         match self {
-            Fields::All => Ok(rendered),
-            Fields::WithoutOutputUri => match rendered.without_output_uri() {
-                Some(Ok(narrower)) => Ok(Arc::new(narrower)),
-                Some(Err(())) => Err(Error::Internal),
-                None => Ok(rendered),
-            },
+            Fields::All => rendered,
+            Fields::WithoutOutputUri => rendered.without_output_location().map_or(rendered, Arc::new),
         }
     }
 }
@@ -105,7 +111,8 @@ impl ScopeConfig {
         let auth_mode = match get("AUTH_MODE").as_deref().map(str::trim) {
             None | Some("AWS_IAM") => AuthMode::AwsIam,
             Some("API_KEY") => AuthMode::ApiKey,
-            Some(v) => return Err(err("AUTH_MODE", format!("{v:?} is not AWS_IAM or API_KEY"))),
+            Some("NONE") => AuthMode::None,
+            Some(v) => return Err(err("AUTH_MODE", format!("{v:?} is not AWS_IAM, API_KEY or NONE"))),
         };
         let status_table = match get("STATUS_TABLE").map(|v| v.trim().to_owned()) {
             None => None,
@@ -171,8 +178,24 @@ pub(crate) enum Caller {
 
 impl Caller {
     pub(crate) fn of(req: &Request) -> Caller {
-        let Some(RequestContext::ApiGatewayV1(ctx)) = req.request_context_ref() else {
-            return Caller::Unidentified;
+        let ctx = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV1(ctx)) => ctx,
+            // An HTTP API route or a function URL with IAM authorization: the signer is in
+            // `authorizer.iam` (payload 2.0); there are no API keys in this shape.
+            Some(RequestContext::ApiGatewayV2(ctx)) => {
+                return ctx
+                    .authorizer
+                    .as_ref()
+                    .and_then(|a| a.iam.as_ref())
+                    .and_then(|iam| {
+                        [&iam.user_id, &iam.caller_id]
+                            .into_iter()
+                            .flatten()
+                            .find_map(|p| principal_id(p))
+                    })
+                    .map_or(Caller::Unidentified, Caller::Iam);
+            }
+            _ => return Caller::Unidentified,
         };
         let identity = &ctx.identity;
         // A key id API Gateway sets is present or absent, never empty; treat empty as absent.
@@ -257,7 +280,9 @@ impl Mapping {
                 })
                 .collect::<Result<HashSet<_>, _>>()?,
             Some(_) => return bad(format!("{DATASTORES} is not a String Set (SS)")),
-            None => return bad(format!("no {DATASTORES} attribute")),
+            // DynamoDB has no empty sets: deleting a key's last datastore from the set removes
+            // the attribute. That is a revocation, not a malformed item.
+            None => HashSet::new(),
         };
         let label = match item.get(LABEL) {
             None => None,
@@ -287,6 +312,8 @@ pub(crate) enum Denial {
     NoMapping,
     /// `AUTH_MODE=API_KEY` and the event carries no (usable) API key id.
     NoApiKey,
+    /// `AUTH_MODE=AWS_IAM` and the event names no IAM principal (no authentication in front).
+    NoIdentity,
     /// The mapping could not be read (no table configured, or the table did not answer).
     MappingUnavailable,
 }
@@ -298,6 +325,7 @@ impl Denial {
             Denial::NotMapped => "not-mapped",
             Denial::NoMapping => "no-mapping",
             Denial::NoApiKey => "no-api-key",
+            Denial::NoIdentity => "no-identity",
             Denial::MappingUnavailable => "mapping-unavailable",
         }
     }
@@ -369,7 +397,8 @@ impl Scope {
             }
             Caller::BadApiKey => Err(Denial::NoApiKey),
             _ if self.config.auth_mode == AuthMode::ApiKey => Err(Denial::NoApiKey),
-            _ => Ok(Grant {
+            Caller::Unidentified if self.config.auth_mode == AuthMode::AwsIam => Err(Denial::NoIdentity),
+            Caller::Iam(_) | Caller::Unidentified => Ok(Grant {
                 fields: Fields::All,
                 partner: None,
             }),
@@ -411,14 +440,13 @@ impl Partners {
     /// The key's mapping, read again once older than the refresh interval. `Ok(None)`: the key
     /// has no usable mapping. `Err`: the table could not be read, so the caller is refused.
     pub(crate) async fn mapping(&self, key: &str) -> Result<Option<Arc<Mapping>>, Denial> {
-        let last = {
-            let known = self.lock();
-            match known.get(key) {
-                Some(k) if k.read_at.elapsed() < self.refresh => return Ok(k.mapping.clone()),
-                Some(k) => k.mapping.clone(),
-                None => None,
-            }
-        };
+        if let Some(k) = self
+            .lock()
+            .get(key)
+            .filter(|k| k.read_at.elapsed() < self.refresh)
+        {
+            return Ok(k.mapping.clone());
+        }
         let item_name = format!("{KEY_PREFIX}{key}");
         let read = self
             .client
@@ -440,15 +468,14 @@ impl Partners {
             Ok(out) => match out.item.as_ref().map(Mapping::from_item) {
                 None => None,
                 Some(Ok(mapping)) => Some(Arc::new(mapping)),
+                // Never the last good one: a revoking write with a typo must still revoke.
                 Some(Err(reason)) => {
                     tracing::error!(
                         item = %item_name,
                         reason = %reason,
-                        kept_last_good = last.is_some(),
-                        "malformed partner mapping: {}",
-                        if last.is_some() { "the last good one stays in use" } else { "the API key reads nothing" }
+                        "malformed partner mapping: the API key reads nothing until it is fixed"
                     );
-                    last
+                    None
                 }
             },
         };
@@ -549,7 +576,7 @@ mod tests {
         assert_eq!(c.api_key_fields, Fields::All);
         for (var, value) in [
             ("AUTH_MODE", "api_key"),
-            ("AUTH_MODE", "NONE"),
+            ("AUTH_MODE", "none"),
             ("STATUS_TABLE", "ab"),
             ("STATUS_TABLE", "a table"),
             ("PARTNER_REFRESH_MS", "0"),
@@ -629,10 +656,65 @@ mod tests {
             );
         }
         let iam = Scope::new(ScopeConfig::default());
+        let grant = iam
+            .authorize(&Caller::Iam("AIDAEXAMPLEUSERID0001".into()), &ds("ds1"))
+            .await
+            .unwrap();
+        assert_eq!(grant.fields, Fields::All);
+        // No identity: no authentication in front, so nothing is read...
+        assert_eq!(
+            iam.authorize(&Caller::Unidentified, &ds("ds1")).await,
+            Err(Denial::NoIdentity)
+        );
+        // ...except under the explicit mode of the local run.
+        let open = Scope::new(ScopeConfig {
+            auth_mode: AuthMode::None,
+            ..ScopeConfig::default()
+        });
         for caller in [Caller::Iam("AIDAEXAMPLEUSERID0001".into()), Caller::Unidentified] {
-            let grant = iam.authorize(&caller, &ds("ds1")).await.unwrap();
-            assert_eq!(grant.fields, Fields::All);
+            assert_eq!(
+                open.authorize(&caller, &ds("ds1")).await.unwrap().fields,
+                Fields::All
+            );
         }
+        assert_eq!(
+            open.authorize(&Caller::BadApiKey, &ds("ds1")).await,
+            Err(Denial::NoApiKey)
+        );
+    }
+
+    #[test]
+    fn an_http_api_or_function_url_caller_is_its_iam_principal() {
+        let event = json!({
+            "version": "2.0",
+            "routeKey": "GET /datastores/{datastoreId}/export-jobs/{jobId}",
+            "rawPath": "/datastores/ds1/export-jobs/job1",
+            "rawQueryString": "",
+            "headers": {"host": "abc.execute-api.us-east-1.amazonaws.com"},
+            "requestContext": {
+                "accountId": "111122223333",
+                "apiId": "abc",
+                "domainName": "abc.execute-api.us-east-1.amazonaws.com",
+                "http": {"method": "GET", "path": "/datastores/ds1/export-jobs/job1", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1", "userAgent": "t"},
+                "requestId": "r1", "routeKey": "$default", "stage": "$default", "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0,
+                "authorizer": {"iam": {
+                    "accessKey": "ASIAEXAMPLE", "accountId": "111122223333",
+                    "callerId": "AROAEXAMPLEROLEID0001:session",
+                    "userArn": "arn:aws:sts::111122223333:assumed-role/R/session",
+                    "userId": "AROAEXAMPLEROLEID0001:session"
+                }}
+            },
+            "isBase64Encoded": false
+        });
+        let req = lambda_http::request::from_str(&event.to_string()).expect("an HTTP API event");
+        assert_eq!(Caller::of(&req), Caller::Iam("AROAEXAMPLEROLEID0001".into()));
+        let mut bare = event.clone();
+        bare["requestContext"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorizer");
+        let req = lambda_http::request::from_str(&bare.to_string()).unwrap();
+        assert_eq!(Caller::of(&req), Caller::Unidentified);
     }
 
     #[test]
@@ -649,8 +731,10 @@ mod tests {
         assert_eq!(good.datastores, [ds("ds1"), ds("ds2")].into());
         assert_eq!(good.label.as_deref(), Some("Acme Health, Inc."));
 
+        // No `datastores` (DynamoDB removes a set whose last member is deleted): an empty grant.
+        let revoked = Mapping::from_item(&item(vec![(PK, AttributeValue::S("apikey#k1".into()))])).unwrap();
+        assert!(revoked.datastores.is_empty());
         for (attrs, names) in [
-            (vec![], DATASTORES),
             (vec![(DATASTORES, AttributeValue::S("ds1".into()))], "String Set"),
             (
                 vec![(

@@ -6,15 +6,20 @@
 //! no environment ever reads and then writes a stale value. A throttled call pushes `tat` past
 //! now for everyone: the shared back-off.
 //!
-//! When the table cannot be used, the same arithmetic runs in memory for this environment alone.
+//! Two kinds of call draw on it. A *refresh* (a job the table already knows) may use the whole
+//! burst tolerance; a *miss* (a job the fleet has no answer for: a caller's input, which a caller
+//! can make up at will) only half of it, and first takes from a bucket of its caller's own
+//! ([`caller_key`]). So misses get what refreshes leave, and one caller's misses cannot take more
+//! than [`Rate::per_caller`] of the fleet's calls, whatever it sends.
 
-use crate::fleet::table::{self, Table, TableError};
+use crate::fleet::table::{Table, TableError, Updated};
 use aws_sdk_dynamodb::types::AttributeValue;
-use std::sync::Mutex;
 
 /// The item's key: one budget per table, whatever the datastore (HealthLake's quota is per
 /// account and region).
 pub(crate) const BUDGET_KEY: &str = "budget#healthlake";
+/// Callers' own buckets: `budget#caller#<partner key id, IAM principal id or "anonymous">`.
+const CALLER_PREFIX: &str = "budget#caller#";
 /// How long the fleet stays off HealthLake after a throttled call: its bucket refills in a second.
 pub(crate) const THROTTLE_BACKOFF_MS: i64 = 1_000;
 
@@ -36,27 +41,75 @@ impl Rate {
             tolerance_ms: interval_ms.max(500),
         }
     }
+
+    /// One caller's misses: a quarter of the fleet's rate (at least one a second), with a burst
+    /// of two seconds' worth, so that a web app opening a handful of new jobs at once is not
+    /// made to wait.
+    pub(crate) fn per_caller(fleet: Rate) -> Rate {
+        let interval_ms = (fleet.interval_ms * 4).min(1_000);
+        Rate {
+            interval_ms,
+            tolerance_ms: (2 * 1_000).max(interval_ms),
+        }
+    }
+
+    /// What a miss may use of the fleet's tolerance: half of it, at least one interval.
+    fn for_misses(self) -> Rate {
+        Rate {
+            tolerance_ms: (self.tolerance_ms / 2).max(self.interval_ms),
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Take {
     Granted,
-    Spent,
+    /// Nothing now; the next call fits in this many milliseconds (as far as the table said).
+    Spent {
+        retry_in_ms: i64,
+    },
 }
 
-/// Takes one call from the fleet's budget.
-pub(crate) async fn take_shared(table: &Table, rate: Rate, now_ms: i64) -> Result<Take, TableError> {
+/// Which bucket a caller's misses draw on.
+pub(crate) fn caller_key(caller: &str) -> String {
+    format!("{CALLER_PREFIX}{caller}")
+}
+
+/// Takes one call for a refresh from the fleet's budget.
+pub(crate) async fn take_refresh(table: &Table, rate: Rate, now_ms: i64) -> Result<Take, TableError> {
+    take(table, BUDGET_KEY, rate, now_ms).await
+}
+
+/// Takes one call for a miss: from the caller's own bucket, then from what refreshes leave of
+/// the fleet's. A call the fleet then refuses is not given back to the caller: its bucket
+/// bounds what it asks for, not what it gets.
+pub(crate) async fn take_miss(
+    table: &Table,
+    rate: Rate,
+    caller: &str,
+    now_ms: i64,
+) -> Result<Take, TableError> {
+    match take(table, &caller_key(caller), Rate::per_caller(rate), now_ms).await? {
+        Take::Granted => take(table, BUDGET_KEY, rate.for_misses(), now_ms).await,
+        spent => Ok(spent),
+    }
+}
+
+/// One GCRA take on the bucket item `key`: one conditional update when the bucket is idle, a
+/// second when it is busy.
+async fn take(table: &Table, key: &str, rate: Rate, now_ms: i64) -> Result<Take, TableError> {
     let n = |v: i64| AttributeValue::N(v.to_string());
     // An idle bucket (or none yet): start from now.
     let idle = table
         .update(
-            BUDGET_KEY,
+            key,
             "SET tat = :next, expiresAt = :exp",
             Some("attribute_not_exists(tat) OR tat < :now"),
             &[
                 (":next", n(now_ms + rate.interval_ms)),
                 (":now", n(now_ms)),
-                (":exp", n(table::expires_in_days(now_ms, 1))),
+                (":exp", n(expires_at(now_ms))),
             ],
         )
         .await?;
@@ -64,19 +117,38 @@ pub(crate) async fn take_shared(table: &Table, rate: Rate, now_ms: i64) -> Resul
         return Ok(Take::Granted);
     }
     // A busy bucket: one more interval, if that stays within the tolerance.
+    let limit = now_ms + rate.tolerance_ms - rate.interval_ms;
     let busy = table
-        .update(
-            BUDGET_KEY,
+        .update_or_read(
+            key,
             "SET tat = tat + :interval",
             Some("tat >= :now AND tat <= :limit"),
             &[
                 (":interval", n(rate.interval_ms)),
                 (":now", n(now_ms)),
-                (":limit", n(now_ms + rate.tolerance_ms - rate.interval_ms)),
+                (":limit", n(limit)),
             ],
         )
         .await?;
-    Ok(if busy { Take::Granted } else { Take::Spent })
+    Ok(match busy {
+        Updated::Done => Take::Granted,
+        Updated::NotNow(item) => {
+            let tat = item.as_ref().and_then(|i| match i.get("tat") {
+                Some(AttributeValue::N(t)) => t.parse::<i64>().ok(),
+                _ => None,
+            });
+            Take::Spent {
+                // `tat` fell back below the limit by then; with no `tat` (the bucket went idle
+                // meanwhile), try again at once.
+                retry_in_ms: tat.map_or(0, |tat| tat.saturating_sub(limit).clamp(0, 60_000)),
+            }
+        }
+    })
+}
+
+/// Bucket items outlive any `tat` worth keeping by a day (the table's TTL, epoch seconds).
+fn expires_at(now_ms: i64) -> i64 {
+    crate::fleet::table::expires_in_days(now_ms, 1)
 }
 
 /// After HealthLake throttled: no environment calls it again for [`THROTTLE_BACKOFF_MS`].
@@ -89,46 +161,11 @@ pub(crate) async fn back_off_shared(table: &Table, rate: Rate, now_ms: i64) -> R
             Some("attribute_not_exists(tat) OR tat < :until"),
             &[
                 (":until", AttributeValue::N(until.to_string())),
-                (
-                    ":exp",
-                    AttributeValue::N(table::expires_in_days(now_ms, 1).to_string()),
-                ),
+                (":exp", AttributeValue::N(expires_at(now_ms).to_string())),
             ],
         )
         .await
         .map(|_| ())
-}
-
-/// The same limiter for this environment alone, used while the table fails.
-#[derive(Debug)]
-pub(crate) struct LocalBudget {
-    rate: Rate,
-    tat: Mutex<i64>,
-}
-
-impl LocalBudget {
-    pub(crate) fn new(rate: Rate) -> Self {
-        LocalBudget {
-            rate,
-            tat: Mutex::new(0),
-        }
-    }
-
-    pub(crate) fn take(&self, now_ms: i64) -> Take {
-        let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        let next = (*tat).max(now_ms) + self.rate.interval_ms;
-        if next - now_ms <= self.rate.tolerance_ms {
-            *tat = next;
-            Take::Granted
-        } else {
-            Take::Spent
-        }
-    }
-
-    pub(crate) fn back_off(&self, now_ms: i64) {
-        let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        *tat = (*tat).max(now_ms + THROTTLE_BACKOFF_MS + self.rate.tolerance_ms);
-    }
 }
 
 #[cfg(test)]
@@ -145,21 +182,13 @@ mod tests {
     }
 
     #[test]
-    fn local_budget_allows_the_rate_and_a_short_burst() {
-        let b = LocalBudget::new(Rate::per_second(8));
-        let granted = |from: i64, to: i64, step: i64| {
-            (from..to)
-                .step_by(step as usize)
-                .filter(|t| b.take(*t) == Take::Granted)
-                .count()
-        };
-        // A burst at one instant: half a second's worth.
-        assert_eq!(granted(0, 100, 1), 4);
-        // Then, asked every millisecond for ten seconds, 8 a second.
-        let steady = granted(100, 10_100, 1);
-        assert!((79..=81).contains(&steady), "{steady}");
-        b.back_off(20_000);
-        assert_eq!(granted(20_000, 21_000, 1), 0, "nothing during the back-off");
-        assert!(granted(21_000, 22_000, 1) > 0);
+    fn a_caller_and_misses_get_a_bounded_share() {
+        let fleet = Rate::per_second(8);
+        let caller = Rate::per_caller(fleet);
+        assert_eq!(caller.interval_ms, 500, "a quarter of 8 a second");
+        assert_eq!(caller.tolerance_ms, 2_000);
+        assert_eq!(Rate::per_caller(Rate::per_second(1)).interval_ms, 1_000);
+        assert_eq!(fleet.for_misses().tolerance_ms, 250);
+        assert_eq!(Rate::per_second(1).for_misses().tolerance_ms, 1_000);
     }
 }

@@ -30,7 +30,22 @@ pub async fn app(standin: &StandIn, config: Config) -> App {
     App::new(aws_sdk_healthlake::Client::new(&sdk), config)
 }
 
+/// The IAM principal that in-process requests are signed by, as API Gateway names it.
+pub const TEST_PRINCIPAL: &str = "AIDAINPROCESSTEST001";
+
+/// A request as a REST API hands it over after SigV4 authentication: with the caller's identity
+/// (under `AUTH_MODE=AWS_IAM`, the default, an event without one reads nothing).
 pub fn request(method: Method, path: &str) -> Request {
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let mut ctx = ApiGatewayProxyRequestContext::default();
+    ctx.identity.user = Some(TEST_PRINCIPAL.to_owned());
+    anonymous(method, path).with_request_context(RequestContext::ApiGatewayV1(ctx))
+}
+
+/// A plain HTTP request with no caller identity, as the local server receives it.
+pub fn anonymous(method: Method, path: &str) -> Request {
     http::Request::builder()
         .method(method)
         .uri(path)

@@ -148,7 +148,9 @@ fn every_public_event_is_answered_as_published_and_on_our_route() {
     let healthlake = StandIn::start();
     healthlake.put_job(DS, JOB, "IN_PROGRESS");
     let api = RuntimeApi::start();
-    let mut function = Function::start(&api, &healthlake, &[], &[]);
+    // The published events come from no authenticated front door (no IAM identity in most):
+    // their shapes are what is tested here, so the function serves every caller.
+    let mut function = Function::start(&api, &healthlake, &[("AUTH_MODE", "NONE")], &[]);
 
     let (mut http, mut unreadable, mut not_http) = (0, Vec::new(), 0);
     for (name, event) in &corpus {
@@ -184,10 +186,11 @@ fn every_public_event_is_answered_as_published_and_on_our_route() {
         let partner = event["requestContext"]["identity"]["apiKeyId"]
             .as_str()
             .is_some_and(|k| !k.is_empty());
-        let encoded_ds = format!("%{:02X}{}", DS.as_bytes()[0], &DS[1..]);
+        // Only the job id is encoded: a datastore id with `%` is refused in any form
+        // (src/route.rs), which tests/it/binary.rs checks through each source.
         let cases = [
             ("valid", DS, JOB, 200),
-            ("percent-encoded", encoded_ds.as_str(), "job%2D1", 200),
+            ("percent-encoded", DS, "job%2D1", 200),
             ("invalid", DS, "job*1", 400),
         ];
         for (case, raw_ds, raw_job, want) in cases {

@@ -22,9 +22,15 @@ struct Environment {
 
 impl Environment {
     fn start() -> Environment {
+        Environment::start_with(&[])
+    }
+
+    fn start_with(extra: &[(&str, &str)]) -> Environment {
         let healthlake = StandIn::start();
         let api = RuntimeApi::start();
-        let function = Function::start(&api, &healthlake, &[("AWS_LAMBDA_LOG_LEVEL", "TRACE")], &[]);
+        let mut env = vec![("AWS_LAMBDA_LOG_LEVEL", "TRACE")];
+        env.extend_from_slice(extra);
+        let function = Function::start(&api, &healthlake, &env, &[]);
         Environment {
             healthlake,
             api,
@@ -301,7 +307,24 @@ fn a_function_url_id_is_decoded_exactly_once() {
 /// Lambda's, since the event has none.
 #[test]
 fn an_alb_event_is_answered_in_the_alb_shape() {
-    let mut env = Environment::start();
+    // An ALB names no caller: under AWS_IAM (the default) it reads nothing, and HealthLake is
+    // not asked.
+    let mut iam = Environment::start();
+    iam.healthlake.put_job(DS, "job-alb", "FAILED");
+    let inv = iam
+        .api
+        .invoke_timed(alb_event(&job_path(DS, "job-alb"), ALB_HOST), DEADLINE);
+    iam.logs
+        .push(logged(&inv.request_id, 404, Some("job-alb")).outcome("job-not-found"));
+    let refused = posted(inv.outcome, "ALB under AWS_IAM");
+    assert_eq!(refused["statusCode"], 404, "{refused}");
+    assert_eq!(iam.healthlake.calls_for("job-alb"), 0);
+    let line = iam.function.request_lines(1).pop().expect("a request line");
+    assert_eq!(line["access"], "no-identity", "{line}");
+    iam.finish();
+
+    // Behind an ALB that authenticates by itself, the operator says so with AUTH_MODE=NONE.
+    let mut env = Environment::start_with(&[("AUTH_MODE", "NONE")]);
     env.healthlake.put_job(DS, "job-alb", "FAILED");
     let inv = env
         .api

@@ -244,7 +244,7 @@ fn throttling_table() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_table_never_fails_a_request() {
+async fn a_failing_table_costs_healthlake_nothing_and_every_poll_is_answered_at_once() {
     let standin = StandIn::start();
     standin.put_job(DS, "job1", "IN_PROGRESS");
     let (_silent, slow_url) = silent_server();
@@ -256,6 +256,8 @@ async fn a_failing_table_never_fails_a_request() {
         f.table_timeout = Duration::from_millis(100);
         f.refresh_interval = Duration::from_millis(100);
     });
+    // An environment that knows nothing: no answer to serve, and no HealthLake call, since an
+    // environment alone cannot know what the fleet spends. A 429 that says when to come back.
     for (what, url) in [
         ("unreachable", closed),
         ("slow", slow_url),
@@ -265,10 +267,10 @@ async fn a_failing_table_never_fails_a_request() {
         for n in 0..3 {
             let started = Instant::now();
             let resp = poll(&app, "job1").await;
-            assert_eq!(resp.status(), 200, "{what} #{n}");
-            assert_eq!(body_json(&resp)["status"], "IN_PROGRESS");
+            assert_eq!(resp.status(), 429, "{what} #{n}");
+            assert_eq!(header(&resp, "retry-after"), Some("1"), "{what} #{n}");
             assert_no_leak(&resp);
-            // One table call's budget at most, then HealthLake directly.
+            // One table call's budget at most.
             assert!(
                 started.elapsed() < Duration::from_secs(2),
                 "{what}: {:?}",
@@ -277,6 +279,32 @@ async fn a_failing_table_never_fails_a_request() {
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
+    assert_eq!(
+        standin.calls_for("job1"),
+        0,
+        "HealthLake asked without the fleet's budget"
+    );
+
+    // An environment that knew the job: its last answer, with its age, while the table is gone.
+    let moto = moto_with_table();
+    let app = environment(
+        &standin,
+        &moto.url(),
+        fleet_config(|f| {
+            f.table_timeout = Duration::from_millis(500);
+            f.refresh_interval = Duration::from_millis(100);
+        }),
+    )
+    .await;
+    assert_eq!(poll(&app, "job1").await.status(), 200);
+    assert_eq!(standin.calls_for("job1"), 1);
+    drop(moto);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let resp = poll(&app, "job1").await;
+    assert_eq!(resp.status(), 200, "the last answer");
+    assert_eq!(header(&resp, "age"), Some("1"));
+    assert_eq!(body_json(&resp)["status"], "IN_PROGRESS");
+    assert_eq!(standin.calls_for("job1"), 1, "no call without the table");
 }
 
 // --- Across processes of the compiled binary ---
@@ -465,11 +493,17 @@ fn an_unreachable_table_is_logged_once_and_every_poll_answered() {
     let f = start(&api, &standin, &env);
     for n in 0..6 {
         let resp = posted(api.invoke(rest_event("u", "GET", DS, "job1"), DEADLINE), "poll");
-        assert_eq!(status(&resp), 200, "poll {n}: {resp}");
+        assert_eq!(status(&resp), 429, "poll {n}: {resp}");
+        assert_eq!(rest_header(&resp, "retry-after"), Some("1".into()));
         std::thread::sleep(Duration::from_millis(400));
     }
     let lines = f.request_lines(6);
     assert_eq!(lines.len(), 6);
+    assert_eq!(
+        standin.calls_for("job1"),
+        0,
+        "a process without the table never calls HealthLake"
+    );
     let failing = f
         .log_lines()
         .into_iter()
