@@ -66,6 +66,9 @@ async fn run(args: Args) -> Result<(), String> {
         let value = std::env::var(name).ok();
         match name {
             "ALLOWED_ORIGINS" if origins_defaulted => Some(demo_allowed_origins(&page_origin)),
+            // Nothing in front of the local server authenticates a caller, and it listens on
+            // loopback only: it serves every request, as AUTH_MODE=NONE says.
+            "AUTH_MODE" if value.as_deref().is_none_or(|v| v.trim().is_empty()) => Some("NONE".to_owned()),
             _ => value,
         }
     })

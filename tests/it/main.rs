@@ -5,7 +5,8 @@
 //!   Lambda runs it.
 //! - In-process: `contract` (the HTTP contract, every row of the error table), `events` (the
 //!   sample events of `events/`), `properties` (property tests).
-//! - The compiled binary: `e2e` (every event source), `faults`, `log_secrets`, `scoping` (partner
+//! - The compiled binary: `e2e` (every event source), `fail_closed` (issue 20: items that lie, the
+//!   quota, routing, S3 names), `faults`, `log_secrets`, `scoping` (partner
 //!   and IAM callers, with moto's DynamoDB from `loopback::moto`), `unreadable` (events lambda_http
 //!   cannot read), `corpus` (public events from tests/corpus/).
 //! - `warmup`: the HealthLake connection opened during start-up.
@@ -24,6 +25,7 @@ mod contract;
 mod corpus;
 mod e2e;
 mod events;
+mod fail_closed;
 mod faults;
 mod fleet;
 mod log_secrets;
