@@ -282,7 +282,48 @@ fn every_gateway_response_is_a_problem_with_its_own_status() {
             "{name:?}"
         );
         assert_eq!(body["requestId"], "req", "{name:?}");
+        // Never the caller's own Origin echoed back: AllowedOrigins when it is one origin or *,
+        // else no header.
+        let origin = &resp["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"];
+        let chosen = tag(origin, "!If").unwrap_or_else(|| panic!("{name:?}: {origin:?}"));
+        assert_eq!(chosen.value[0].as_str(), Some("CorsOneOrAny"), "{name:?}");
+        assert_eq!(
+            tag(&chosen.value[1], "!Sub").map(|t| t.value.as_str()),
+            Some(Some("'${AllowedOrigins}'"))
+        );
+        assert_eq!(
+            tag(&chosen.value[2], "!Ref").map(|t| t.value.as_str()),
+            Some(Some("AWS::NoValue"))
+        );
     }
+}
+
+/// The preflight reaches the function without credentials: it has a throttle of its own, below
+/// the API's; and API Gateway's logs role can be assumed for this account only.
+#[test]
+fn the_unauthenticated_preflight_is_throttled_apart_and_the_logs_role_is_this_accounts() {
+    let t = template();
+    let settings = t["Resources"]["Api"]["Properties"]["MethodSettings"]
+        .as_sequence()
+        .unwrap();
+    let options = settings
+        .iter()
+        .find(|s| s["HttpMethod"].as_str() == Some("OPTIONS"))
+        .expect("a method setting for OPTIONS");
+    assert_eq!(
+        options["ResourcePath"].as_str(),
+        Some("/~1datastores~1{datastoreId}~1export-jobs~1{jobId}")
+    );
+    let rate = options["ThrottlingRateLimit"].as_u64().unwrap();
+    let default_rate = t["Parameters"]["ThrottleRateLimit"]["Default"].as_u64().unwrap();
+    assert!(rate < default_rate, "{rate} >= {default_rate}");
+    let trust =
+        &t["Resources"]["ApiGatewayLogsRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+    let account = &trust["Condition"]["StringEquals"]["aws:SourceAccount"];
+    assert_eq!(
+        tag(account, "!Ref").map(|t| t.value.as_str()),
+        Some(Some("AWS::AccountId"))
+    );
 }
 
 #[test]
