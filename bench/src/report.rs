@@ -2,7 +2,7 @@
 
 use crate::args::{Args, Role};
 use crate::quota::{self, Quota};
-use crate::{ColdStart, Results};
+use crate::runs::{ColdStart, Results};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::time::Duration;
