@@ -1,6 +1,6 @@
 //! The runs: the world the builds call, each build's cold starts and warm phase, and their samples.
 
-use crate::args::{Build, Endpoint, Role, TableMode};
+use crate::args::{Args, Build, Endpoint, Role, TableMode};
 use crate::measure;
 use crate::quota::{Group, Quota};
 use crate::tls;
@@ -8,38 +8,103 @@ use loopback::healthlake::StandIn;
 use loopback::moto::Moto;
 use loopback::runtime_api::{self, Outcome, RuntimeApi};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const DS: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+const DS: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 /// A running job: never cached, so every request does the whole path to HealthLake.
-pub const JOB: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const JOB: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const DEADLINE: Duration = Duration::from_secs(10);
 const WARMUP: usize = 50;
 /// Where Lambda's AL2023 keeps its trust store, and Debian's: the first that exists is the
 /// system part of the bundle.
-pub const SYSTEM_BUNDLES: &[&str] = &[
+const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/ssl/certs/ca-certificates.crt",
 ];
 
 /// What the harness serves and where the functions find it.
 pub struct World {
-    pub healthlake: StandIn,
-    pub front: tls::HttpsFront,
-    pub bundle: PathBuf,
+    healthlake: StandIn,
+    front: tls::HttpsFront,
+    bundle: PathBuf,
     /// This run's CA alone, for the function with `--function-ca-only`.
-    pub function_bundle: PathBuf,
-    pub python_app: PathBuf,
-    pub logs: PathBuf,
+    function_bundle: PathBuf,
+    python_app: PathBuf,
+    logs: PathBuf,
     /// Where each start gets its CPU quota; None: unthrottled.
     pub quota: Option<Quota>,
     /// With `--status-table`: moto's DynamoDB and its TLS front, and how the job's item is kept.
-    pub table: Option<(Moto, tls::HttpsFront, TableMode)>,
+    table: Option<(Moto, tls::HttpsFront, TableMode)>,
 }
 
-pub const TABLE: &str = "export-job-status-bench";
+impl World {
+    /// Makes the CPU quota (with `--throttle`/`--memory`), starts HealthLake behind its TLS front
+    /// (and moto's with `--status-table`) and writes the trust bundles into `out`; returns the
+    /// world and how many roots the bundle trusts.
+    pub fn start(args: &Args, out: &Path) -> (World, usize) {
+        let quota = args.memory.and_then(|mb| match Quota::for_memory(mb, args.init_unthrottled) {
+            Ok(q) => {
+                println!("CPU quota: {}", q.describe());
+                Some(q)
+            }
+            Err(why) => {
+                eprintln!(
+                    "\n*** cannot make a cgroup with a CPU quota ({why}): falling back to the UNTHROTTLED run ***\n"
+                );
+                None
+            }
+        });
+
+        let healthlake = StandIn::start();
+        healthlake.put_job(DS, JOB, "IN_PROGRESS");
+        let pki = tls::Pki::generate();
+        let system = SYSTEM_BUNDLES.iter().map(Path::new).find(|p| p.exists());
+        let bundle = out.join("ca-bundle.pem");
+        let roots = pki.write_bundle(if args.ca_only { None } else { system }, &bundle);
+        let front = tls::HttpsFront::start(&pki, healthlake.addr());
+        let function_bundle = if args.function_ca_only {
+            let only = out.join("ca-only.pem");
+            pki.write_bundle(None, &only);
+            only
+        } else {
+            bundle.clone()
+        };
+        let table = args.status_table.map(|mode| {
+            let moto = Moto::start();
+            moto.create_table(TABLE);
+            let front = tls::HttpsFront::start(&pki, moto.addr());
+            println!(
+                "status table {TABLE} on moto's DynamoDB at https://localhost:{}; the first request {}",
+                front.port(),
+                match mode {
+                    TableMode::Miss => "finds no item: table, lease, budget, HealthLake, write-back",
+                    TableMode::Hit => "finds a fresh item (after the first start): the table alone",
+                }
+            );
+            (moto, front, mode)
+        });
+        let world = World {
+            table,
+            healthlake,
+            front,
+            bundle,
+            function_bundle,
+            python_app: Path::new(env!("CARGO_MANIFEST_DIR")).join("python"),
+            logs: out.join("logs"),
+            quota,
+        };
+        println!(
+            "HealthLake over HTTPS at https://localhost:{}; trust bundle {} ({roots} certificates)",
+            world.front.port(),
+            world.bundle.display()
+        );
+        (world, roots)
+    }
+}
+
+const TABLE: &str = "export-job-status-bench";
 
 /// One cold start, and for the last one the warm phase.
 #[derive(Default, Clone)]
@@ -70,7 +135,47 @@ pub struct Results {
     pub zip: Option<u64>,
 }
 
-pub fn slug(name: &str) -> String {
+/// Every build's sizes, then `args.cold` rounds of cold starts (the builds take turns) and,
+/// after the last round, the warm phase.
+pub fn collect(args: &Args, world: &World, out: &Path) -> Vec<Results> {
+    let mut results: Vec<Results> = args.builds.iter().map(|_| Results::default()).collect();
+    for (build, res) in args.builds.iter().zip(&mut results) {
+        if build.role != Role::Python {
+            let scratch = out.join("zip").join(slug(&build.name));
+            std::fs::create_dir_all(&scratch).expect("scratch folder");
+            let (stripped, zip) = measure::sizes(&build.path, &scratch);
+            (res.stripped, res.zip) = (Some(stripped), Some(zip));
+        }
+    }
+    for round in 0..args.cold {
+        let keep = round + 1 == args.cold && args.warm > 0;
+        let n = args.builds.len();
+        let mut running: Vec<Option<Running>> = (0..n).map(|_| None).collect();
+        // Each round starts with the next build, so that no build always goes first.
+        for i in (0..n).map(|k| (k + round) % n) {
+            let (cold, mut process) = cold_start(&args.builds[i], world);
+            results[i].cold.push(cold);
+            if keep {
+                running[i] = Some(process);
+            } else {
+                stop(&mut process.child);
+            }
+        }
+        let running: Vec<Running> = running.into_iter().flatten().collect();
+        eprint!("\rcold starts: {}/{}", round + 1, args.cold);
+        if keep {
+            eprint!("; warm invocations...");
+            let warm = warm_phase(&args.builds, world, running, args.warm);
+            for (res, w) in results.iter_mut().zip(warm) {
+                res.warm = w;
+            }
+        }
+    }
+    eprintln!();
+    results
+}
+
+fn slug(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()
@@ -249,15 +354,15 @@ fn check(build: &Build, outcome: &Outcome, world: &World) {
 }
 
 /// A function process that has answered its first invocation and waits for the next.
-pub struct Running {
-    pub api: RuntimeApi,
-    pub child: Child,
+struct Running {
+    api: RuntimeApi,
+    child: Child,
     /// Its cgroup, removed after the process (fields drop in order).
     _group: Option<Group>,
 }
 
 /// Starts `build` cold and serves its first invocation.
-pub fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
+fn cold_start(build: &Build, world: &World) -> (ColdStart, Running) {
     if let Some((moto, _, TableMode::Miss)) = &world.table {
         let key = json!({"pk": {"S": format!("job#{DS}#{JOB}")}});
         moto.call("DeleteItem", &json!({"TableName": TABLE, "Key": key}))
@@ -323,7 +428,7 @@ fn invoke_warm(build: &Build, world: &World, running: &Running, n: usize) -> (Ve
 
 /// The warm phase: every build's process stays up, and they take turns in batches, so that
 /// whatever else the machine does at the time weighs on all of them alike.
-pub fn warm_phase(builds: &[Build], world: &World, mut running: Vec<Running>, n: usize) -> Vec<Warm> {
+fn warm_phase(builds: &[Build], world: &World, mut running: Vec<Running>, n: usize) -> Vec<Warm> {
     const BATCH: usize = 50;
     for (build, r) in builds.iter().zip(&running) {
         invoke_warm(build, world, r, WARMUP);
@@ -350,7 +455,7 @@ pub fn warm_phase(builds: &[Build], world: &World, mut running: Vec<Running>, n:
 
 /// SIGTERM, then SIGKILL if the process is still there after a second (a profiler under which
 /// the function runs gets the chance to write its output).
-pub fn stop(child: &mut Child) {
+fn stop(child: &mut Child) {
     // SAFETY: a plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let until = Instant::now() + Duration::from_secs(1);
