@@ -24,8 +24,9 @@ pub enum IdError {
     },
     /// Percent-decoding produced bytes that are not UTF-8.
     NotUtf8,
-    /// A `%` in a datastore id, encoded or not (see `route`).
-    Percent,
+    /// A datastore id in the path with anything but ASCII letters, digits and `_ . : = + - @`:
+    /// what would need percent-encoding, or is encoded (see `route`).
+    NotPlain,
 }
 
 impl fmt::Display for IdError {
@@ -42,9 +43,10 @@ impl fmt::Display for IdError {
                 u32::from(*ch)
             ),
             IdError::NotUtf8 => write!(f, "is not valid percent-encoded UTF-8"),
-            IdError::Percent => write!(
+            IdError::NotPlain => write!(
                 f,
-                "must not contain % or percent-encoding (HealthLake data store ids never do)"
+                "must be ASCII letters, digits and _ . : = + - @ only, with no percent-encoding \
+                 (a HealthLake data store id is 32 hex digits)"
             ),
         }
     }

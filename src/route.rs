@@ -5,9 +5,10 @@
 //! As strict as the gateway in front: without path parameters the whole path must be the route,
 //! after the event's stage and the configured `BASE_PATH` only, so that a prefix rule upstream (an
 //! ALB listener rule, an HTTP API route with an authorizer) cannot be walked around. A datastore id
-//! holds no `%` at all: IAM authorizes the path as the client encoded it, so an encoded datastore
-//! id would reach HealthLake in another form than the one the caller's policy was matched on
-//! (real HealthLake data store ids are 32 hex digits).
+//! in the path is plain ASCII (letters, digits, `_ . : = + - @`), never percent-encoded: IAM
+//! authorizes the path as the client encoded it, so an encoded datastore id would reach HealthLake
+//! in another form than the one the caller's policy was matched on. HealthLake's own rule allows
+//! more (`%`, spaces, any letter); real data store ids are 32 hex digits, and none of them is lost.
 
 use crate::error::Error;
 use crate::ids::{DatastoreId, IdError, JobId};
@@ -92,10 +93,21 @@ fn source_keeps_encoding(req: &Request) -> bool {
 impl RawIds<'_> {
     /// Decodes (once, where needed) and parses both ids; the error names the parameter.
     pub fn parse(&self) -> Result<(DatastoreId, JobId), Error> {
-        if self.datastore.contains('%') {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "_.:=+-@".contains(c);
+        if !self.datastore.is_empty() && !self.datastore.chars().all(plain) {
+            // An empty id keeps its own, clearer error below.
+            if let Err(reason @ (IdError::BadChar { .. } | IdError::TooLong { .. })) =
+                decode(&self.datastore, self.encoded).and_then(|s| DatastoreId::parse(&s).map(|_| ()))
+            {
+                // Outside HealthLake's rule anyway: say which character, as for a job id.
+                return Err(Error::InvalidId {
+                    param: "datastoreId",
+                    reason,
+                });
+            }
             return Err(Error::InvalidId {
                 param: "datastoreId",
-                reason: IdError::Percent,
+                reason: IdError::NotPlain,
             });
         }
         let datastore = decode(&self.datastore, self.encoded)
@@ -194,12 +206,12 @@ mod tests {
     #[test]
     fn decodes_exactly_once() {
         let raw = RawIds {
-            datastore: "a b".into(),
+            datastore: "a-b".into(),
             job: "x%2520y%2Fz".into(),
             encoded: true,
         };
         let (ds, job) = raw.parse().unwrap();
-        assert_eq!((ds.as_str(), job.as_str()), ("a b", "x%20y/z"));
+        assert_eq!((ds.as_str(), job.as_str()), ("a-b", "x%20y/z"));
         let raw = RawIds {
             datastore: "ds".into(),
             job: "a%20b".into(),
@@ -209,8 +221,15 @@ mod tests {
     }
 
     #[test]
-    fn a_datastore_id_holds_no_percent_in_any_form() {
-        for (datastore, encoded) in [("d%73", true), ("ds%2525", true), ("ds%25", false), ("a%", true)] {
+    fn a_datastore_id_is_plain_ascii_and_never_percent_encoded() {
+        for (datastore, encoded) in [
+            ("d%73", true),
+            ("ds%2525", true),
+            ("ds%25", false),
+            ("a%", true),
+            ("a b", false),
+            ("データ", false),
+        ] {
             let raw = RawIds {
                 datastore: datastore.into(),
                 job: "j".into(),
@@ -220,7 +239,7 @@ mod tests {
                 raw.parse(),
                 Err(Error::InvalidId {
                     param: "datastoreId",
-                    reason: IdError::Percent
+                    reason: IdError::NotPlain
                 }),
                 "{datastore}"
             );

@@ -5,10 +5,13 @@
 //! execution environment, as Lambda gives an environment one event at a time) paces polls to
 //! the target rate; pollers send back the ETag they last saw, as the API's clients do.
 //!
-//! It runs the memory tier alone (no `STATUS_TABLE`), then the shared tier, and prints for each:
+//! It runs the memory tier alone (no `STATUS_TABLE`), then the shared tier, then the shared tier
+//! again while one more caller floods made-up job ids from environments of its own (issue 20:
+//! the other callers must stay fresh, and HealthLake within the budget), and prints for each:
 //! polls/s, HealthLake calls/s, throttled calls, the share of polls answered 200 or 304, p50 and
 //! p99 latency, and p99 staleness of running jobs (how long ago the answer's version of the job
-//! was superseded at HealthLake), over the whole run and once warm.
+//! was superseded at HealthLake), over the whole run and once warm; for the flood, its polls/s,
+//! what they were answered, and how many of them reached HealthLake.
 //!
 //! `cargo build --release -p export-job-status && cargo run --release -p bench --bin fleet -- --help`
 
@@ -27,10 +30,14 @@ const TABLE: &str = "export-job-status-fleet";
 /// A running job's name changes this often at HealthLake.
 const VERSION_PERIOD: Duration = Duration::from_secs(1);
 const DEADLINE: Duration = Duration::from_secs(10);
+/// The IAM principals that poll (the web apps) and that floods, as API Gateway names them.
+const POLLER: &str = "AROAFLEETPOLLER00001";
+const FLOODER: &str = "AROAFLEETFLOODER0001";
 
 const USAGE: &str = "\
 usage: fleet --function PATH [--envs N] [--running N] [--finished N] [--polls-per-sec N]
-             [--secs N] [--warm-secs N] [--only memory|shared] [-- VAR=VALUE...]
+             [--secs N] [--warm-secs N] [--only memory|shared|flood]
+             [--flood-per-sec N] [--flood-envs N] [-- VAR=VALUE...]
 
   --function PATH       the export-job-status release binary (target/release/export-job-status)
   --envs N              execution environments, one process each (8)
@@ -40,6 +47,8 @@ usage: fleet --function PATH [--envs N] [--running N] [--finished N] [--polls-pe
   --secs N              how long each tier is driven (30)
   --warm-secs N         the first seconds left out of the \"once warm\" figures (5)
   --only TIER           run one tier only
+  --flood-per-sec N     the flooding caller's rate of made-up job ids, in the flood phase (50)
+  --flood-envs N        execution environments serving the flood (2)
   VAR=VALUE             extra environment for the function (REFRESH_INTERVAL_MS=2000 ...)
 ";
 
@@ -52,6 +61,8 @@ struct Args {
     secs: u64,
     warm_secs: u64,
     only: Option<String>,
+    flood_rate: f64,
+    flood_envs: usize,
     extra: Vec<(String, String)>,
 }
 
@@ -65,6 +76,8 @@ fn args() -> Args {
         secs: 30,
         warm_secs: 5,
         only: None,
+        flood_rate: 50.0,
+        flood_envs: 2,
         extra: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
@@ -85,6 +98,8 @@ fn args() -> Args {
             "--secs" => a.secs = value().parse().expect("--secs N"),
             "--warm-secs" => a.warm_secs = value().parse().expect("--warm-secs N"),
             "--only" => a.only = Some(value()),
+            "--flood-per-sec" => a.flood_rate = value().parse().expect("--flood-per-sec N"),
+            "--flood-envs" => a.flood_envs = value().parse().expect("--flood-envs N"),
             "--" => extra = true,
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -121,18 +136,30 @@ fn main() {
         args.envs, args.running, args.finished, args.rate, args.secs, args.warm_secs
     );
     let extra: Vec<(String, String)> = args.extra.clone();
-    if args.only.as_deref() != Some("shared") {
-        let r = run_tier(&args, &standin, &jobs, &extra);
+    let only = |tier: &str| args.only.as_deref().is_none_or(|o| o == tier);
+    if only("memory") {
+        let r = run_tier(&args, &standin, &jobs, &extra, false);
         report("memory tier alone", &r);
     }
-    if args.only.as_deref() != Some("memory") {
+    for (tier, flood) in [("shared", false), ("flood", true)] {
+        if !only(tier) {
+            continue;
+        }
+        // A table of its own for each phase: each starts as cold as the first.
         let moto = Moto::start();
         moto.create_table(TABLE);
         let mut env = extra.clone();
         env.push(("STATUS_TABLE".into(), TABLE.into()));
         env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), moto.url()));
-        let r = run_tier(&args, &standin, &jobs, &env);
-        report("shared tier (moto)", &r);
+        let r = run_tier(&args, &standin, &jobs, &env, flood);
+        report(
+            if flood {
+                "shared tier (moto), one more caller flooding made-up job ids"
+            } else {
+                "shared tier (moto)"
+            },
+            &r,
+        );
     }
 }
 
@@ -149,6 +176,8 @@ struct Sample {
 type Seen = HashMap<String, (String, Option<u128>)>;
 
 struct Results {
+    /// The flooding caller's answers, by status, and how many of its ids reached HealthLake.
+    flood: Option<(HashMap<u64, usize>, usize)>,
     elapsed: f64,
     warm_elapsed: f64,
     samples: Vec<Sample>,
@@ -158,13 +187,32 @@ struct Results {
     warm_throttled: usize,
 }
 
-fn run_tier(args: &Args, standin: &StandIn, jobs: &[(String, bool)], env: &[(String, String)]) -> Results {
+fn run_tier(
+    args: &Args,
+    standin: &StandIn,
+    jobs: &[(String, bool)],
+    env: &[(String, String)],
+    flood: bool,
+) -> Results {
     let apis: Vec<Rc<RuntimeApi>> = (0..args.envs).map(|_| Rc::new(RuntimeApi::start())).collect();
+    let flood_apis: Vec<Rc<RuntimeApi>> = (0..if flood { args.flood_envs } else { 0 })
+        .map(|_| Rc::new(RuntimeApi::start()))
+        .collect();
     let mut children: Vec<Child> = apis
         .iter()
+        .chain(&flood_apis)
         .map(|api| start(&args.function, api, standin, env))
         .collect();
-    for api in &apis {
+    let made_up = |standin: &StandIn| {
+        standin
+            .calls()
+            .iter()
+            .filter(|c| c.job_id.as_deref().is_some_and(|j| j.starts_with("made-up")))
+            .count()
+    };
+    let made_up0 = made_up(standin);
+    let flood_statuses: Rc<RefCell<HashMap<u64, usize>>> = Rc::default();
+    for api in apis.iter().chain(&flood_apis) {
         api.wait_for_first_poll(Duration::from_secs(20))
             .expect("the function started");
     }
@@ -239,6 +287,25 @@ fn run_tier(args: &Args, standin: &StandIn, jobs: &[(String, bool)], env: &[(Str
                         }
                     }));
                 }
+                // The flood: made-up job ids from one more caller, paced over its environments.
+                let flood_interval = Duration::from_secs_f64(flood_apis.len().max(1) as f64 / args.flood_rate);
+                for (e, api) in flood_apis.iter().enumerate() {
+                    let (statuses, api) = (flood_statuses.clone(), api.clone());
+                    tasks.push(tokio::task::spawn_local(async move {
+                        let mut next = Instant::now();
+                        let mut n = 0u64;
+                        while Instant::now() < end {
+                            tokio::time::sleep_until(next.into()).await;
+                            next = (next + flood_interval).max(Instant::now());
+                            n += 1;
+                            let event = as_caller(event(&format!("made-up-{e}-{n}"), None), FLOODER);
+                            if let Outcome::Response(resp) = api.invoke_async(event, DEADLINE).await {
+                                let status = resp["statusCode"].as_u64().unwrap_or(0);
+                                *statuses.borrow_mut().entry(status).or_default() += 1;
+                            }
+                        }
+                    }));
+                }
                 tokio::time::sleep_until(warm_at.into()).await;
                 at_warm = (standin.call_count(), standin.throttled());
                 for t in tasks {
@@ -255,6 +322,7 @@ fn run_tier(args: &Args, standin: &StandIn, jobs: &[(String, bool)], env: &[(Str
     }
     let samples = samples.take();
     Results {
+        flood: flood.then(|| (flood_statuses.take(), made_up(standin) - made_up0)),
         elapsed,
         warm_elapsed: (elapsed - args.warm_secs as f64).max(0.001),
         samples,
@@ -316,13 +384,25 @@ fn event(job: &str, if_none_match: Option<&str>) -> Value {
             "stage": "v1",
             "requestId": "fleet-bench",
             "accountId": "000000000000",
-            "identity": {"sourceIp": "203.0.113.10"},
+            "identity": {
+                "sourceIp": "203.0.113.10",
+                "user": format!("{POLLER}:web-app"),
+                "caller": format!("{POLLER}:web-app")
+            },
             "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com",
             "apiId": "abc123defg"
         },
         "body": null,
         "isBase64Encoded": false
     })
+}
+
+/// `event` as signed by another IAM principal.
+fn as_caller(mut event: Value, principal: &str) -> Value {
+    let session = json!(format!("{principal}:session"));
+    event["requestContext"]["identity"]["user"] = session.clone();
+    event["requestContext"]["identity"]["caller"] = session;
+    event
 }
 
 fn header(resp: &Value, name: &str) -> Option<String> {
@@ -378,6 +458,16 @@ fn report(name: &str, r: &Results) {
             percentile(&lat, 0.99) as f64 / 1000.0,
             percentile(&stale, 0.50),
             percentile(&stale, 0.99),
+        );
+    }
+    if let Some((statuses, reached)) = &r.flood {
+        let total: usize = statuses.values().sum();
+        let mut by_status: Vec<_> = statuses.iter().collect();
+        by_status.sort();
+        println!(
+            "    flood: {:7.1} made-up ids/s answered {by_status:?} | {reached} reached HealthLake ({:.2} calls/s)",
+            total as f64 / r.elapsed,
+            *reached as f64 / r.elapsed,
         );
     }
 }
