@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuilds tests/corpus/ from its public sources (tests/corpus/README.md says what each is). Not
-# part of CI: the corpus is committed, and CI runs it (tests/corpus.rs). Run it by hand after a
+# part of CI: the corpus is committed, and CI runs it (tests/it/corpus.rs). Run it by hand after a
 # version bump below or of lambda_http / aws_lambda_events in Cargo.lock.
 # Needs: cargo's registry cache holding the crates (any build of this repository fetches them),
 # and PyPI for SAM CLI (installed in a virtualenv of its own; `generate-event` needs no Docker).

@@ -13,9 +13,9 @@
 //! - `fleet`: the shared tier against moto (a DynamoDB-compatible server it starts), in-process
 //!   and across processes of the binary.
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
-//!   error table).
+//!   error table), `docs` (the tables of README.md and docs/ against the code and the template).
 //! - `operations`: the trace header, and the template's alarms and dashboard against the metrics
-//!   a run emits; `emf`: the Embedded Metric Format check every request line of `binary` passes.
+//!   a run emits (with and without the shared tier, on moto); `emf`: the Embedded Metric Format check every request line of `binary` passes.
 
 mod binary;
 mod common;
@@ -23,6 +23,7 @@ mod emf;
 
 mod contract;
 mod corpus;
+mod docs;
 mod e2e;
 mod events;
 mod fail_closed;

@@ -1,10 +1,12 @@
 //! Operating the function: its X-Ray trace header reaches HealthLake, and every alarm and
 //! dashboard widget in the template names a metric the function really emits (learnt from a run
-//! of the compiled binary, not from a list) or one AWS publishes for the resource.
+//! of the compiled binary, not from a list, with and without the shared tier) or one AWS
+//! publishes for the resource.
 
 use crate::binary::{self, posted, rest_event, slug, Function, DEADLINE};
 use crate::emf::{self, Document};
 use loopback::healthlake::{Reply, StandIn};
+use loopback::moto::Moto;
 use loopback::runtime_api::{RuntimeApi, FUNCTION_NAME};
 use serde_json::{json, Value};
 use serde_yaml::Value as Yaml;
@@ -194,12 +196,13 @@ fn emitted_by_a_run() -> Emitted {
             slugs.insert(slug(&resp));
         }
     }
-    let lines = function.log_lines();
+    let mut lines = function.log_lines();
+    lines.extend(with_the_shared_tier(&healthlake));
     let docs: Vec<(&Value, Document)> = lines
         .iter()
         .filter_map(|l| emf::check_line(l).map(|d| (l, d)))
         .collect();
-    assert_eq!(docs.len(), 16, "a line per event: {lines:#?}");
+    assert_eq!(docs.len(), 17, "a line per event: {lines:#?}");
 
     let mut emitted = Emitted {
         namespace: RUN_NAMESPACE.to_owned(),
@@ -229,6 +232,34 @@ fn emitted_by_a_run() -> Emitted {
     slugs.extend(["ok".to_owned(), "not-modified".to_owned()]);
     assert_eq!(outcomes, slugs);
     emitted
+}
+
+/// The lines of an environment with the shared tier (`STATUS_TABLE`, as the template always
+/// deploys it) polling a running job once: the shared tier's metrics.
+fn with_the_shared_tier(healthlake: &StandIn) -> Vec<Value> {
+    const TABLE: &str = "export-job-status";
+    let moto = Moto::start();
+    moto.create_table(TABLE);
+    let api = RuntimeApi::start();
+    let function = Function::start(
+        &api,
+        healthlake,
+        &[
+            ("METRICS_NAMESPACE", RUN_NAMESPACE),
+            ("STATUS_TABLE", TABLE),
+            ("AWS_ENDPOINT_URL_DYNAMODB", &moto.url()),
+            // moto on a loaded test machine is slower than DynamoDB.
+            ("TABLE_TIMEOUT_MS", "3000"),
+        ],
+        &[],
+    );
+    let resp = posted(
+        api.invoke(rest_event("shared", "GET", DS, "running"), DEADLINE),
+        "shared",
+    );
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    // The reader may lag the answer by a moment.
+    function.request_lines(1)
 }
 
 // ---- The template ----
