@@ -104,8 +104,6 @@ fn variables_config_reads() -> BTreeSet<String> {
 
 /// Variables read outside `Config`, each with the file that reads it, where it must be a literal.
 const READ_ELSEWHERE: &[(&str, &str)] = &[
-    ("AWS_ENDPOINT_URL_HEALTHLAKE", "src/main.rs"),
-    ("AWS_ENDPOINT_URL_DYNAMODB", "src/main.rs"),
     ("AWS_LAMBDA_LOG_LEVEL", "src/logging.rs"),
     ("RUST_LOG", "src/logging.rs"),
     ("SSL_CERT_FILE", "src/upstream/trust.rs"),
