@@ -2,8 +2,7 @@
 //! error that stops start-up with a message naming the variable, never a surprise at request time.
 
 use crate::ids::DatastoreId;
-use crate::metrics;
-use crate::scope::ScopeConfig;
+use crate::telemetry::metrics;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -15,7 +14,7 @@ const MAX_UPSTREAM_TIMEOUT_MS: u64 = 29_000;
 const MAX_ATTEMPTS_LIMIT: u32 = 10;
 
 /// A running job's answer is fresh this long. The function tells pollers to come back after 2 to
-/// 30 s (`response::poll_after_secs`), so refreshing faster than every 2 s shows no one anything
+/// 30 s (`reply::poll_after_secs`), so refreshing faster than every 2 s shows no one anything
 /// new; 3 s keeps 24 running or queued jobs fresh within the default budget of 8 calls a second.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_millis(3_000);
 /// Below HealthLake's 10 DescribeFHIRExportJob calls per second per account, leaving 2 for the
@@ -57,8 +56,11 @@ pub struct Config {
     pub allowed_datastores: Option<HashSet<DatastoreId>>,
     pub upstream_timeout: Duration,
     pub max_attempts: u32,
-    /// Who may read what, and which fields they are told (see `scope`).
-    pub scope: ScopeConfig,
+    /// Who may read what, and which fields they are told (see `access`).
+    pub access: AccessConfig,
+    /// `STATUS_TABLE`: the DynamoDB table of the fleet's shared tier and of partner mappings;
+    /// `None` keeps the memory tier only, and API-key callers read nothing.
+    pub status_table: Option<String>,
     /// `METRICS_NAMESPACE`: where the request lines' metrics go (see `metrics`).
     pub metrics_namespace: String,
     pub fleet: FleetConfig,
@@ -77,8 +79,6 @@ pub const ENDPOINT_VARS: [&str; 3] = [
 /// The shared tier (`STATUS_TABLE`) and the fleet-wide upstream budget: see docs/fleet.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FleetConfig {
-    /// The DynamoDB table; `None` keeps the memory tier only.
-    pub table: Option<String>,
     pub refresh_interval: Duration,
     /// HealthLake calls per second for the whole fleet.
     pub upstream_rate: u32,
@@ -89,11 +89,46 @@ pub struct FleetConfig {
 impl Default for FleetConfig {
     fn default() -> Self {
         FleetConfig {
-            table: None,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
             upstream_rate: DEFAULT_UPSTREAM_RATE,
             max_stale: DEFAULT_MAX_STALE,
             table_timeout: DEFAULT_TABLE_TIMEOUT,
+        }
+    }
+}
+
+/// "Refreshed within a minute": the longest a process may go on using a partner mapping it read.
+pub const MAX_PARTNER_REFRESH: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Callers sign with SigV4; IAM scopes them at API Gateway.
+    AwsIam,
+    /// Callers send a partner API key; the partner mapping scopes them here.
+    ApiKey,
+    /// No authentication in front: every event is served, identity or not. The local run and
+    /// `sam local invoke` only; the template cannot deploy it.
+    None,
+}
+
+/// Who may read what (see `access`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessConfig {
+    /// `AUTH_MODE`.
+    pub auth_mode: AuthMode,
+    /// `PARTNER_REFRESH_MS`: how long a mapping read is used before it is read again.
+    pub partner_refresh: Duration,
+    /// `API_KEY_OUTPUT_S3_URI`: whether API-key callers are told where the export went (IAM
+    /// callers always are).
+    pub api_key_output_uri: bool,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            auth_mode: AuthMode::AwsIam,
+            partner_refresh: MAX_PARTNER_REFRESH,
+            api_key_output_uri: false,
         }
     }
 }
@@ -105,7 +140,8 @@ impl Default for Config {
             allowed_datastores: None,
             upstream_timeout: DEFAULT_UPSTREAM_TIMEOUT,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
-            scope: ScopeConfig::default(),
+            access: AccessConfig::default(),
+            status_table: None,
             metrics_namespace: metrics::DEFAULT_NAMESPACE.to_owned(),
             fleet: FleetConfig::default(),
             base_path: None,
@@ -178,6 +214,23 @@ impl Config {
             Some(v) => metrics::parse_namespace(&v).map_err(|r| err(metrics::NAMESPACE_VAR, r))?,
         };
         let fleet = fleet_from(&get)?;
+        let status_table = get("STATUS_TABLE")
+            .map(|v| {
+                let v = v.trim().to_owned();
+                // DynamoDB's rule for table names.
+                let ok = (3..=255).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                if ok {
+                    Ok(v)
+                } else {
+                    Err(err(
+                        "STATUS_TABLE",
+                        format!("{v:?} is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)"),
+                    ))
+                }
+            })
+            .transpose()?;
         let base_path = get("BASE_PATH")
             .map(|v| parse_base_path(v.trim()).map_err(|r| err("BASE_PATH", r)))
             .transpose()?;
@@ -192,7 +245,8 @@ impl Config {
             allowed_datastores,
             upstream_timeout,
             max_attempts,
-            scope: ScopeConfig::from_vars(&get)?,
+            access: access_from(&get)?,
+            status_table,
             metrics_namespace,
             fleet,
             base_path,
@@ -206,31 +260,45 @@ impl Config {
     }
 }
 
+fn access_from(get: &impl Fn(&str) -> Option<String>) -> Result<AccessConfig, ConfigError> {
+    let err = |variable, reason: String| ConfigError { variable, reason };
+    let auth_mode = match get("AUTH_MODE").as_deref().map(str::trim) {
+        None | Some("AWS_IAM") => AuthMode::AwsIam,
+        Some("API_KEY") => AuthMode::ApiKey,
+        Some("NONE") => AuthMode::None,
+        Some(v) => return Err(err("AUTH_MODE", format!("{v:?} is not AWS_IAM, API_KEY or NONE"))),
+    };
+    let partner_refresh = match get("PARTNER_REFRESH_MS") {
+        None => MAX_PARTNER_REFRESH,
+        Some(v) => Duration::from_millis(
+            parse_in_range(&v, 1, MAX_PARTNER_REFRESH.as_millis() as u64)
+                .map_err(|r| err("PARTNER_REFRESH_MS", r))?,
+        ),
+    };
+    let api_key_output_uri = match get("API_KEY_OUTPUT_S3_URI").as_deref().map(str::trim) {
+        None | Some("omit") => false,
+        Some("include") => true,
+        Some(v) => {
+            return Err(err(
+                "API_KEY_OUTPUT_S3_URI",
+                format!("{v:?} is not omit or include"),
+            ))
+        }
+    };
+    Ok(AccessConfig {
+        auth_mode,
+        partner_refresh,
+        api_key_output_uri,
+    })
+}
+
 fn fleet_from(get: &impl Fn(&str) -> Option<String>) -> Result<FleetConfig, ConfigError> {
     let err = |variable, reason: String| ConfigError { variable, reason };
     let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
         None => Ok(default),
         Some(v) => parse_in_range(&v, min, max).map_err(|r| err(name, r)),
     };
-    let table = get("STATUS_TABLE")
-        .map(|v| {
-            let v = v.trim().to_owned();
-            // DynamoDB's rule for table names.
-            let ok = (3..=255).contains(&v.len())
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if ok {
-                Ok(v)
-            } else {
-                Err(err(
-                    "STATUS_TABLE",
-                    format!("{v:?} is not a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)"),
-                ))
-            }
-        })
-        .transpose()?;
     Ok(FleetConfig {
-        table,
         refresh_interval: Duration::from_millis(number(
             "REFRESH_INTERVAL_MS",
             DEFAULT_REFRESH_INTERVAL.as_millis() as u64,
@@ -350,7 +418,7 @@ mod tests {
         assert_eq!(c.metrics_namespace, "ExportJobStatus");
         assert_eq!(c.fleet, FleetConfig::default());
         assert_eq!(
-            from(&[("STATUS_TABLE", " ")]).unwrap().fleet.table,
+            from(&[("STATUS_TABLE", " ")]).unwrap().status_table,
             None,
             "an empty STATUS_TABLE keeps the memory tier only"
         );
@@ -404,6 +472,40 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_access_variables() {
+        let c = from(&[]).unwrap().access;
+        assert_eq!(c, AccessConfig::default());
+        assert_eq!(c.auth_mode, AuthMode::AwsIam);
+        assert!(!c.api_key_output_uri);
+        let c = from(&[
+            ("AUTH_MODE", "API_KEY"),
+            ("PARTNER_REFRESH_MS", "250"),
+            ("API_KEY_OUTPUT_S3_URI", "include"),
+        ])
+        .unwrap()
+        .access;
+        assert_eq!(c.auth_mode, AuthMode::ApiKey);
+        assert_eq!(c.partner_refresh, Duration::from_millis(250));
+        assert!(c.api_key_output_uri);
+        assert_eq!(
+            from(&[("AUTH_MODE", "NONE")]).unwrap().access.auth_mode,
+            AuthMode::None
+        );
+        for (var, value) in [
+            ("AUTH_MODE", "api_key"),
+            ("AUTH_MODE", "none"),
+            ("STATUS_TABLE", "ab"),
+            ("STATUS_TABLE", "a table"),
+            ("PARTNER_REFRESH_MS", "0"),
+            ("PARTNER_REFRESH_MS", "60001"),
+            ("API_KEY_OUTPUT_S3_URI", "yes"),
+        ] {
+            let e = from(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var, "{value}");
+        }
+    }
+
+    #[test]
     fn reads_every_variable() {
         let c = from(&[
             ("ALLOWED_ORIGINS", "https://a.example.com, http://localhost:3000"),
@@ -421,13 +523,13 @@ mod tests {
         assert_eq!(
             c.fleet,
             FleetConfig {
-                table: Some("export-status-Table-1A2B.x_y".into()),
                 refresh_interval: Duration::from_secs(5),
                 upstream_rate: 4,
                 max_stale: Duration::from_secs(120),
                 table_timeout: Duration::from_millis(80),
             }
         );
+        assert_eq!(c.status_table.as_deref(), Some("export-status-Table-1A2B.x_y"));
         assert!(c.allowed_origins.allows("https://a.example.com"));
         assert!(c.allowed_origins.allows("http://localhost:3000"));
         assert!(!c.allowed_origins.allows("https://evil.example.com"));

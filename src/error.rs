@@ -1,6 +1,6 @@
 //! Everything that can go wrong with a request, in one enum, and the one table of what each case
 //! means: [`Error::case`] is the only place where a status, problem type, title, detail or extra
-//! header is chosen. `response` renders a case as RFC 9457 problem+json and the log line takes
+//! header is chosen. `reply` renders a case as RFC 9457 problem+json and the log line takes
 //! its slug; nothing here carries text from AWS.
 
 use crate::ids::IdError;
@@ -100,7 +100,9 @@ pub struct Case {
 /// Throttled and unavailable callers wait a second: HealthLake allows about ten calls a second
 /// per account, so a second is enough to get a new slot.
 const RETRY_SOON: &[(HeaderName, &str)] = &[(header::RETRY_AFTER, "1")];
-const ALLOW: &[(HeaderName, &str)] = &[(header::ALLOW, crate::response::ALLOW)];
+/// The methods the route answers, for `Allow` (405 and the preflight).
+pub const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
+const ALLOW: &[(HeaderName, &str)] = &[(header::ALLOW, ALLOWED_METHODS)];
 const NO_HEADERS: &[(HeaderName, &str)] = &[];
 
 impl Error {

@@ -1,24 +1,23 @@
-//! The handler: one HTTP request in, one HTTP response out, whatever happens. Tests call it
-//! directly; `main` lends it the client, the configuration and the cache built once at start-up.
+//! The handler: one HTTP request in, one HTTP response out, whatever happens. The only module
+//! that combines the stages: `route` (where the ids are), `access` (may this caller read this
+//! datastore, and which fields), `lookup` (the answer, from memory, the fleet's table or
+//! HealthLake) and `reply` (the HTTP answer). Tests call it directly; `main` lends it the clients,
+//! the configuration and the caches built once at start-up.
 
-use crate::cache::TerminalCache;
+use crate::access::{Access, Caller};
 use crate::config::Config;
 use crate::error::{Error, UpstreamError, UpstreamKind};
-use crate::fleet::{self, Shared};
 use crate::ids::{DatastoreId, JobId};
-use crate::job::JobView;
-use crate::response::Reply;
-use crate::scope::{Caller, Scope};
-use crate::upstream::LazyClient;
-use crate::{metrics, response, route, upstream};
-use aws_sdk_healthlake::Client;
+use crate::lookup::{self, Lookup, Spent};
+use crate::reply::{self, Reply};
+use crate::telemetry::metrics;
+use crate::{aws, route};
 use futures_util::FutureExt;
 use lambda_http::http::{header, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kept back from the Lambda deadline so that our 504 reaches the caller before Lambda stops us.
@@ -26,51 +25,48 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// Everything a request needs that outlives it: built once per execution environment.
 pub struct App {
-    client: LazyClient<Client>,
     config: Config,
-    cache: TerminalCache,
-    /// Who may read which datastore; `from_sdk` connects it to the status table.
-    scope: Scope,
-    /// The shared tier, when `STATUS_TABLE` is set.
-    fleet: Option<Shared>,
+    /// Who may read which datastore.
+    access: Access,
+    /// Where answers come from.
+    lookup: Lookup,
 }
 
 impl App {
-    pub fn new(client: Client, config: Config) -> Self {
-        App::with_client(upstream::lazy(move || client), config)
-    }
-
-    /// The app as Lambda runs it: every client built from `sdk`, HealthLake's when first needed,
-    /// with the shared tier and partner scoping on `STATUS_TABLE` when that is set.
-    pub fn from_sdk(sdk: &aws_config::SdkConfig, config: Config) -> Self {
-        let for_client = sdk.clone();
-        let mut app =
-            App::with_client(upstream::lazy(move || Client::new(&for_client)), config).with_fleet(sdk);
-        // Partner mappings are read through a DynamoDB client built from `sdk` (see `scope`);
-        // without a table, API-key callers read nothing.
-        app.scope.connect(sdk);
-        app
-    }
-
-    fn with_client(client: LazyClient<Client>, config: Config) -> Self {
+    /// With this HealthLake client, memory only, and no partner mappings (API-key callers read
+    /// nothing): what in-process tests start from.
+    pub fn new(client: aws_sdk_healthlake::Client, config: Config) -> Self {
         App {
-            client,
-            scope: Scope::new(config.scope.clone()),
+            access: Access::new(config.access.clone(), None),
+            lookup: Lookup::new(aws::lazy(move || client), &config, None),
             config,
-            cache: TerminalCache::default(),
-            fleet: None,
         }
     }
 
-    /// With the shared tier on `STATUS_TABLE`, its DynamoDB client built from the same SDK
-    /// configuration; without the variable, the app as [`App::new`] makes it.
+    /// The app as Lambda runs it: every client built from `sdk` (`aws`), HealthLake's when first
+    /// needed, with the shared tier and partner mappings on `STATUS_TABLE` when that is set.
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, config: Config) -> Self {
+        let table = config.status_table.clone();
+        App {
+            access: Access::new(
+                config.access.clone(),
+                table.clone().map(|t| (aws::partner_table(sdk), t)),
+            ),
+            lookup: Lookup::new(
+                aws::healthlake(sdk),
+                &config,
+                table.map(|t| (aws::status_table(sdk, &config), t)),
+            ),
+            config,
+        }
+    }
+
+    /// As [`App::new`], with the shared tier on `STATUS_TABLE` through a DynamoDB client built
+    /// from `sdk`; without the variable, unchanged.
     pub fn with_fleet(mut self, sdk: &aws_config::SdkConfig) -> Self {
-        if let Some(table) = self.config.fleet.table.clone() {
-            self.fleet = Some(Shared::new(
-                fleet::dynamodb_client(sdk, &self.config),
-                table,
-                &self.config,
-            ));
+        if let Some(table) = self.config.status_table.clone() {
+            let client = aws::status_table(sdk, &self.config);
+            self.lookup = self.lookup.with_shared(&self.config, client, table);
         }
         self
     }
@@ -88,7 +84,7 @@ struct Trace {
     memory_cache_hit: Option<bool>,
     /// With the shared tier: which tier answered (memory, table, healthlake, stale).
     tier: Option<&'static str>,
-    /// "granted", or why the caller was refused (`scope::Denial`).
+    /// "granted", or why the caller was refused (`access::Denial`).
     access: Option<&'static str>,
     /// The partner's label from its mapping.
     partner: Option<String>,
@@ -166,59 +162,54 @@ async fn respond(
         return Err(Error::DatastoreNotAllowed);
     }
     // Refused like a datastore that is not served: the answer tells nothing about what exists.
-    let grant = app.scope.authorize(caller, &datastore).await.map_err(|denial| {
+    let grant = app.access.authorize(caller, &datastore).await.map_err(|denial| {
         trace.access = Some(denial.as_str());
         Error::DatastoreNotAllowed
     })?;
     trace.access = Some("granted");
     trace.partner = grant.partner;
-    let fields = grant.fields;
 
-    if let Some(shared) = &app.fleet {
-        // Too close to the deadline for HealthLake, memory and the table may still answer.
-        let budget = upstream_budget(app.config.upstream_timeout, req).unwrap_or(Duration::ZERO);
-        let served = shared
-            .lookup(
-                &app.client,
-                &app.cache,
-                &datastore,
-                &job,
-                caller.id().unwrap_or("anonymous"),
-                budget,
-            )
-            .await?;
-        trace.memory_cache_hit = Some(served.tier == "memory");
-        trace.upstream_ms = served.upstream.map(|(ms, _)| ms);
-        trace.upstream_calls = served.upstream.map(|(_, calls)| calls);
-        trace.tier = Some(served.tier);
-        let rendered = fields.restrict(served.rendered);
-        let resp = reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch());
-        return Ok(match served.checked_ms {
-            Some(checked) => response::as_of(resp, &fleet::checked_at(checked), fleet::age_secs(checked)),
-            // A terminal answer this environment did not read from HealthLake itself is kept
-            // by the caller for a minute, not a day: the table is input, not truth.
-            None if !served.verified => response::not_immutable(resp),
-            None => resp,
-        });
+    let budget = upstream_budget(app.config.upstream_timeout, req);
+    let mut spent = Spent::default();
+    let served = app
+        .lookup
+        .answer(
+            &datastore,
+            &job,
+            caller.id().unwrap_or("anonymous"),
+            budget,
+            &mut spent,
+        )
+        .await;
+    if spent.asked {
+        trace.upstream_ms = Some(spent.ms);
+        trace.upstream_calls = Some(spent.calls);
     }
-    let cached = app.cache.get(&datastore, &job);
-    trace.memory_cache_hit = Some(cached.is_some());
-    let rendered = match cached {
-        Some(hit) => hit,
-        None => {
-            let budget = upstream_budget(app.config.upstream_timeout, req)?;
-            let started = Instant::now();
-            let (answer, calls) = upstream::describe_export_job(&app.client, &datastore, &job, budget).await;
-            trace.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-            trace.upstream_calls = Some(calls);
-            let rendered = Arc::new(JobView::from_sdk(&datastore, &job, &answer?)?.render());
-            app.cache.insert_if_terminal(&datastore, &job, rendered.clone());
-            rendered
-        }
-    };
-    // Both caches hold the whole document; what this caller may not see goes here.
-    let rendered = fields.restrict(rendered);
-    Ok(reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch()))
+    // Memory is asked first: an error means it had no answer.
+    let served = served.inspect_err(|_| trace.memory_cache_hit = Some(false))?;
+    trace.memory_cache_hit = Some(served.tier == "memory");
+    trace.tier = app.lookup.shared().then_some(served.tier);
+    // The caches hold the whole document; what this caller may not see goes here.
+    let rendered = grant.fields.restrict(served.rendered);
+    let resp = reply.job(&rendered, req.headers().get(header::IF_NONE_MATCH), now_epoch());
+    Ok(match served.checked_ms {
+        Some(checked) => reply::as_of(resp, &lookup::checked_at(checked), lookup::age_secs(checked)),
+        // A terminal answer this environment did not read from HealthLake itself is kept by the
+        // caller for a minute, not a day: the table is input, not truth.
+        None if !served.verified => reply::not_immutable(resp),
+        None => resp,
+    })
+}
+
+/// The problem answer to an event that never reached the handler (not an HTTP event, or one
+/// lambda_http cannot read), as an HTTP response for `lambda` to shape.
+pub fn refusal(request_id: &str, err: &Error) -> Response<Body> {
+    Reply::for_request(
+        &Request::new(Body::Empty),
+        request_id.to_owned(),
+        &crate::config::AllowedOrigins::None,
+    )
+    .problem(err)
 }
 
 /// Lambda runs an invocation for at most 15 minutes, so a deadline further in the past than that

@@ -3,7 +3,8 @@
 
 use export_job_status::config::{Config, ENDPOINT_VARS};
 use export_job_status::handler::App;
-use export_job_status::{lambda_event, logging, panic_log, upstream};
+use export_job_status::telemetry::{logging, panic_log};
+use export_job_status::{aws, lambda};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -24,12 +25,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    let sdk = upstream::sdk_config_loader(&config)
-        .credentials_provider(upstream::EnvironmentFirst::default())
+    let sdk = aws::sdk_config_loader(&config)
+        .credentials_provider(aws::EnvironmentFirst::default())
         .load()
         .await;
     // The first request's connection is opened while start-up goes on (src/warmup.rs).
-    upstream::preconnect(&sdk, &config).await;
+    aws::preconnect(&sdk, &config).await;
     let app: &'static App = Box::leak(Box::new(App::from_sdk(&sdk, config)));
-    lambda_event::run(app).await
+    lambda::run(app).await
 }

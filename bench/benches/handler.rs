@@ -11,7 +11,7 @@ use aws_smithy_http_client::test_util::infallible_client_fn;
 use criterion::{criterion_group, criterion_main, Criterion};
 use export_job_status::config::Config;
 use export_job_status::handler::{self, App};
-use export_job_status::lambda_event::{Incoming, Outcome};
+use export_job_status::lambda::{Incoming, Outcome};
 use lambda_http::{Adapter, Request, Service};
 use lambda_runtime::{service_fn, Context, LambdaEvent};
 use std::convert::Infallible;
@@ -61,7 +61,7 @@ fn app(rt: &tokio::runtime::Runtime) -> &'static App {
     });
     let config = Config::default();
     let sdk = rt.block_on(
-        export_job_status::upstream::sdk_config_loader(&config)
+        export_job_status::aws::sdk_config_loader(&config)
             .region(Region::new("us-east-1"))
             .credentials_provider(aws_sdk_healthlake::config::Credentials::new(
                 "AKIDBENCH",

@@ -13,7 +13,7 @@ use args::{Args, Command, PortChoice, DEFAULT_PAGE_PORT, USAGE};
 use banner::Upstream;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
-use export_job_status::logging;
+use export_job_status::telemetry::logging;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;

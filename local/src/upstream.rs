@@ -5,8 +5,8 @@
 use crate::args::PortChoice;
 use aws_sdk_healthlake::config::{Credentials, Region};
 use aws_sdk_healthlake::Client;
+use export_job_status::aws::sdk_config_loader;
 use export_job_status::config::Config;
-use export_job_status::upstream::sdk_config_loader;
 use loopback::healthlake::{demo, StandIn};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 

@@ -2,9 +2,9 @@
 
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
+use export_job_status::aws;
 use export_job_status::config::Config;
 use export_job_status::handler::App;
-use export_job_status::upstream;
 use lambda_http::http::{self, Method};
 use lambda_http::{Body, Request, Response};
 use loopback::healthlake::StandIn;
@@ -15,7 +15,7 @@ pub const DS: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
 /// An app whose client is built by the function's own loader, with the stand-in as endpoint
 /// and static test credentials (the machine's own AWS settings are never read).
 pub async fn app(standin: &StandIn, config: Config) -> App {
-    let sdk = upstream::sdk_config_loader(&config)
+    let sdk = aws::sdk_config_loader(&config)
         .endpoint_url(standin.url())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(

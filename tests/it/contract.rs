@@ -446,7 +446,7 @@ async fn datastores_outside_the_allow_list_are_404_without_a_call() {
 async fn a_panic_under_the_handler_is_a_500_problem_and_the_app_keeps_working() {
     use aws_smithy_http_client::test_util::infallible_client_fn;
     use export_job_status::handler::App;
-    let sdk = export_job_status::upstream::sdk_config_loader(&Config::default())
+    let sdk = export_job_status::aws::sdk_config_loader(&Config::default())
         .region(aws_sdk_healthlake::config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::for_tests())
         .http_client(infallible_client_fn(

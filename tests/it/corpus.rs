@@ -182,7 +182,7 @@ fn every_public_event_is_answered_as_published_and_on_our_route() {
         let Some(source) = source else { continue };
         let was_unreadable = kind == "unreadable-request";
         // A REST event with an API key id is a partner's: with no partner mapping here it may
-        // read no datastore, which the contract answers like a missing job (src/scope.rs).
+        // read no datastore, which the contract answers like a missing job (src/access/).
         let partner = event["requestContext"]["identity"]["apiKeyId"]
             .as_str()
             .is_some_and(|k| !k.is_empty());

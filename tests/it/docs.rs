@@ -17,7 +17,7 @@
 use crate::common::{app, header, request, DS};
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::error::Error;
-use export_job_status::metrics::{self, METRICS};
+use export_job_status::telemetry::metrics::{self, METRICS};
 use lambda_http::http::Method;
 use loopback::healthlake::StandIn;
 use regex::Regex;
@@ -104,10 +104,10 @@ fn variables_config_reads() -> BTreeSet<String> {
 
 /// Variables read outside `Config`, each with the file that reads it, where it must be a literal.
 const READ_ELSEWHERE: &[(&str, &str)] = &[
-    ("AWS_LAMBDA_LOG_LEVEL", "src/logging.rs"),
-    ("RUST_LOG", "src/logging.rs"),
-    ("SSL_CERT_FILE", "src/upstream/trust.rs"),
-    ("SSL_CERT_DIR", "src/upstream/trust.rs"),
+    ("AWS_LAMBDA_LOG_LEVEL", "src/telemetry/logging.rs"),
+    ("RUST_LOG", "src/telemetry/logging.rs"),
+    ("SSL_CERT_FILE", "src/aws/trust.rs"),
+    ("SSL_CERT_DIR", "src/aws/trust.rs"),
 ];
 
 /// A documented range: whole numbers from..to, or a list of values.

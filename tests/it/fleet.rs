@@ -7,9 +7,9 @@ use crate::binary::{posted, rest_event, rest_header, Function, DEADLINE};
 use crate::common::*;
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
+use export_job_status::aws;
 use export_job_status::config::{Config, FleetConfig};
 use export_job_status::handler::{handle, App};
-use export_job_status::upstream;
 use lambda_http::http::Method;
 use lambda_http::{Body, Response};
 use loopback::healthlake::{job, Reply, StandIn};
@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 const TABLE: &str = "export-job-status";
 
 fn fleet_config(f: impl FnOnce(&mut FleetConfig)) -> Config {
-    let mut config = Config::default();
-    config.fleet.table = Some(TABLE.into());
+    let mut config = Config {
+        status_table: Some(TABLE.into()),
+        ..Config::default()
+    };
     // moto under a loaded test machine is far slower than DynamoDB: these tests are about
     // behaviour, not the table's time budget (a_failing_table_never_fails_a_request is).
     config.fleet.table_timeout = Duration::from_secs(3);
@@ -34,7 +36,7 @@ fn fleet_config(f: impl FnOnce(&mut FleetConfig)) -> Config {
 
 /// One execution environment in-process: HealthLake at the stand-in, the table at `dynamodb`.
 async fn environment(standin: &StandIn, dynamodb: &str, config: Config) -> App {
-    let sdk = upstream::sdk_config_loader(&config)
+    let sdk = aws::sdk_config_loader(&config)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("AKIDTEST", "secret-key", None, None, "tests"))
         .load()
@@ -106,7 +108,7 @@ async fn a_second_environment_is_answered_from_the_table() {
     assert_eq!(standin.calls_for("done"), 1);
     let item = moto.get_item(TABLE, &format!("job#{DS}#done")).expect("the item");
     let expires: i64 = item["expiresAt"]["N"].as_str().unwrap().parse().unwrap();
-    let now = export_job_status::fleet::now_ms() / 1000;
+    let now = export_job_status::now_ms() / 1000;
     assert!(expires > now + 6 * 86_400, "terminal items are kept for days");
 }
 
@@ -186,7 +188,7 @@ async fn an_item_of_another_shape_or_job_is_never_served_and_is_replaced() {
     let standin = StandIn::start();
     standin.put_job(DS, "victim", "IN_PROGRESS");
     let other = r#"{"datastoreId":"a1b2c3d4e5f60718293a4b5c6d7e8f90","jobId":"other","status":"COMPLETED","terminal":true,"submittedAt":"2023-11-14T22:13:20.123Z"}"#;
-    let now = export_job_status::fleet::now_ms();
+    let now = export_job_status::now_ms();
     for (n, item) in [
         json!({"body": {"S": other}, "submitted": {"N": "1700000000"}, "checkedAt": {"N": now.to_string()}, "v": {"N": "1"}}),
         json!({"body": {"S": "not json"}, "submitted": {"N": "1"}, "checkedAt": {"N": now.to_string()}, "v": {"N": "1"}}),

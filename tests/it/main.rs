@@ -29,6 +29,7 @@ mod events;
 mod fail_closed;
 mod faults;
 mod fleet;
+mod layers;
 mod log_secrets;
 mod operations;
 mod problems;

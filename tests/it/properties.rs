@@ -6,10 +6,10 @@ use crate::common::job_path;
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
 use aws_smithy_http_client::test_util::infallible_client_fn;
+use export_job_status::aws::sdk_config_loader;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::handler::{handle, App};
 use export_job_status::ids::{DatastoreId, JobId, MAX_LEN};
-use export_job_status::upstream::sdk_config_loader;
 use lambda_http::http::{self, Method};
 use lambda_http::{Body, Response};
 use proptest::prelude::*;
@@ -418,7 +418,7 @@ proptest! {
 /// as in a bucket name) or after a key id came through `scrub` whole.
 #[test]
 fn account_ids_after_dash_joined_numbers_are_redacted() {
-    use export_job_status::redact::scrub;
+    use export_job_status::job::redact::scrub;
     assert_eq!(
         scrub("s3://exports-2024-123456789012/x/"),
         "s3://exports-2024-[redacted]/x/"

@@ -1,4 +1,4 @@
-//! The connection made during start-up (src/warmup.rs): the compiled binary connects before its
+//! The connection made during start-up (src/aws/warmup.rs): the compiled binary connects before its
 //! first event (to HealthLake, or with the shared tier on to the status table), and its first
 //! request uses that connection instead of opening another. HealthLake and moto's DynamoDB sit
 //! behind TCP relays that count connections.

@@ -288,7 +288,8 @@ fn run_tier(
                     }));
                 }
                 // The flood: made-up job ids from one more caller, paced over its environments.
-                let flood_interval = Duration::from_secs_f64(flood_apis.len().max(1) as f64 / args.flood_rate);
+                let flood_interval =
+                    Duration::from_secs_f64(flood_apis.len().max(1) as f64 / args.flood_rate);
                 for (e, api) in flood_apis.iter().enumerate() {
                     let (statuses, api) = (flood_statuses.clone(), api.clone());
                     tasks.push(tokio::task::spawn_local(async move {

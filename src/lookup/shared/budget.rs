@@ -12,7 +12,7 @@
 //! ([`caller_key`]). So misses get what refreshes leave, and one caller's misses cannot take more
 //! than [`Rate::per_caller`] of the fleet's calls, whatever it sends.
 
-use crate::fleet::table::{Table, TableError, Updated};
+use super::table::{Table, TableError, Updated};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 /// The item's key: one budget per table, whatever the datastore (HealthLake's quota is per
@@ -148,7 +148,7 @@ async fn take(table: &Table, key: &str, rate: Rate, now_ms: i64) -> Result<Take,
 
 /// Bucket items outlive any `tat` worth keeping by a day (the table's TTL, epoch seconds).
 fn expires_at(now_ms: i64) -> i64 {
-    crate::fleet::table::expires_in_days(now_ms, 1)
+    super::table::expires_in_days(now_ms, 1)
 }
 
 /// After HealthLake throttled: no environment calls it again for [`THROTTLE_BACKOFF_MS`].

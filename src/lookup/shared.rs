@@ -22,12 +22,12 @@
 mod budget;
 mod table;
 
-use crate::cache::TerminalCache;
+use super::memory::TerminalCache;
+use super::{healthlake, now_ms, served, Served, Spent};
 use crate::config::{Config, FleetConfig};
 use crate::error::{Error, UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
 use crate::job::{JobView, RenderedJob};
-use crate::upstream;
 use budget::{Rate, Take};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -47,19 +47,6 @@ const WAIT_MAX: Duration = Duration::from_millis(800);
 const TABLE_TERMINAL_TRUST_MS: i64 = 60_000;
 /// Jobs remembered in memory (about 1 KiB each).
 const RECENT_CAPACITY: usize = 512;
-
-/// An answer, and when HealthLake was read for it (`None` for a terminal job: it cannot be stale).
-pub(crate) struct Served {
-    pub(crate) rendered: Arc<RenderedJob>,
-    pub(crate) checked_ms: Option<i64>,
-    /// How long this request's HealthLake calls took and how many requests they sent, if any.
-    pub(crate) upstream: Option<(f64, u32)>,
-    /// Which tier answered: memory, table, healthlake or stale; for the log line.
-    pub(crate) tier: &'static str,
-    /// Whether this environment read the answer from HealthLake itself (or from its memory of
-    /// that): only then is a terminal answer sent as immutable.
-    pub(crate) verified: bool,
-}
 
 type Key = (DatastoreId, JobId);
 
@@ -107,14 +94,13 @@ enum Step {
 /// What one request knows while it looks: the freshest running answer seen (to serve when
 /// HealthLake cannot be asked), and what it has spent.
 struct Look<'a> {
+    spent: &'a mut Spent,
     ds: &'a DatastoreId,
     job: &'a JobId,
     /// Partner key id, IAM principal id or "anonymous": whose misses these are.
     caller: &'a str,
     deadline: Instant,
     stale: Option<(Arc<RenderedJob>, i64)>,
-    calls: u32,
-    upstream_ms: f64,
     wait: Duration,
 }
 
@@ -136,16 +122,16 @@ impl Shared {
         }
     }
 
-    /// The answer for one job within `budget` (already capped by the Lambda deadline), for
-    /// `caller` (whose bucket a miss draws on).
+    /// The answer for one job (`(ds, job)`) within `budget` (already capped by the Lambda
+    /// deadline), for `caller` (whose bucket a miss draws on).
     pub(crate) async fn lookup(
         &self,
         client: &aws_sdk_healthlake::Client,
         terminal: &TerminalCache,
-        ds: &DatastoreId,
-        job: &JobId,
+        (ds, job): (&DatastoreId, &JobId),
         caller: &str,
         budget: Duration,
+        spent: &mut Spent,
     ) -> Result<Served, Error> {
         if let Some(hit) = terminal.get(ds, job) {
             return Ok(served(hit, None, "memory", true));
@@ -156,8 +142,7 @@ impl Shared {
             caller,
             deadline: Instant::now() + budget,
             stale: None,
-            calls: 0,
-            upstream_ms: 0.0,
+            spent,
             wait: WAIT_FIRST,
         };
         if let Some(r) = self.remembered(ds, job) {
@@ -176,7 +161,7 @@ impl Shared {
                 return self.without_table(&look);
             }
             match self.try_shared(client, terminal, &mut look).await {
-                Step::Done(result) => return result.map(|s| look.stamp(s)),
+                Step::Done(result) => return result,
                 Step::WithoutTable => return self.without_table(&look),
                 Step::Wait(d) if Instant::now() + d < look.deadline => tokio::time::sleep(d).await,
                 Step::Wait(_) => {
@@ -342,10 +327,10 @@ impl Shared {
                         }
                     }
                     // Another call, with a token of its own, if it may help and there is time.
-                    let backoff = Duration::from_millis(100 * 2u64.pow(look.calls.min(4)));
+                    let backoff = Duration::from_millis(100 * 2u64.pow(look.spent.calls.min(4)));
                     let again = is_transient(&err)
                         && look.stale.is_none()
-                        && look.calls < self.max_calls
+                        && look.spent.calls < self.max_calls
                         && Instant::now() + backoff < look.deadline;
                     if again {
                         tokio::time::sleep(backoff).await;
@@ -384,9 +369,10 @@ impl Shared {
         }
         let started = Instant::now();
         let (answer, calls) =
-            upstream::describe_export_job_with(client, look.ds, look.job, left, Some(1)).await;
-        look.upstream_ms += started.elapsed().as_secs_f64() * 1000.0;
-        look.calls += calls;
+            healthlake::describe_export_job_with(client, look.ds, look.job, left, Some(1)).await;
+        look.spent.asked = true;
+        look.spent.ms += started.elapsed().as_secs_f64() * 1000.0;
+        look.spent.calls += calls;
         Ok(JobView::from_sdk(look.ds, look.job, &answer?)?)
     }
 
@@ -416,7 +402,7 @@ impl Shared {
     /// A stale answer if the failure is one worth riding out and the answer is young enough.
     fn fall_back(&self, look: &Look<'_>, err: Error) -> Result<Served, Error> {
         match self.servable(&look.stale) {
-            Some(s) if is_transient(&err) => Ok(look.stamp(s)),
+            Some(s) if is_transient(&err) => Ok(s),
             _ => Err(err),
         }
     }
@@ -474,16 +460,6 @@ impl Shared {
     }
 }
 
-impl Look<'_> {
-    /// The answer with what this request spent on HealthLake.
-    fn stamp(&self, mut s: Served) -> Served {
-        if self.calls > 0 {
-            s.upstream = Some((self.upstream_ms, self.calls));
-        }
-        s
-    }
-}
-
 /// Up to one interval, from the clock's low bits: enough to spread waiters, no RNG needed.
 fn jitter_ms(interval_ms: i64) -> i64 {
     let nanos = SystemTime::now()
@@ -494,16 +470,6 @@ fn jitter_ms(interval_ms: i64) -> i64 {
 
 fn not_found() -> Error {
     UpstreamError::new(UpstreamKind::NotFound, "RememberedNotFound").into()
-}
-
-fn served(rendered: Arc<RenderedJob>, checked_ms: Option<i64>, tier: &'static str, verified: bool) -> Served {
-    Served {
-        rendered,
-        checked_ms,
-        upstream: None,
-        tier,
-        verified,
-    }
 }
 
 fn is_not_found(err: &Error) -> bool {
@@ -538,37 +504,4 @@ fn is_throttled(err: &Error) -> bool {
             ..
         })
     )
-}
-
-/// The shared tier's DynamoDB client: the function's SDK configuration (HTTPS client,
-/// credentials, region, `AWS_ENDPOINT_URL_DYNAMODB`), with one attempt per call and the table's
-/// own time budget, so that a failing table costs a request little.
-pub(crate) fn dynamodb_client(sdk: &aws_config::SdkConfig, config: &Config) -> aws_sdk_dynamodb::Client {
-    let t = config.fleet.table_timeout;
-    let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(t)
-                .operation_timeout(t)
-                .build(),
-        )
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(conf)
-}
-
-/// `checkedAt` in a job document: RFC 3339 with milliseconds, as the job's own times.
-pub(crate) fn checked_at(checked_ms: i64) -> String {
-    crate::job::rfc3339_millis(&aws_smithy_types::DateTime::from_millis(checked_ms)).unwrap_or_default()
-}
-
-/// `Age` in whole seconds (RFC 9111), never negative whatever the clocks did.
-pub(crate) fn age_secs(checked_ms: i64) -> u64 {
-    now_ms().saturating_sub(checked_ms).max(0) as u64 / 1_000
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,23 +1,17 @@
-//! The one upstream call: HealthLake `DescribeFHIRExportJob`, with the SDK's standard retries,
-//! bounded by a time budget, and every failure classified for the caller.
+//! The one HealthLake call: `DescribeFHIRExportJob`, with the SDK's standard retries (or one
+//! attempt, for the shared tier, where each attempt takes its own budget token), bounded by a time
+//! budget, and every failure classified for the caller.
 
-use crate::config::Config;
+use crate::aws::log_safe;
 use crate::error::{UpstreamError, UpstreamKind};
 use crate::ids::{DatastoreId, JobId};
-use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_config::environment::EnvironmentVariableCredentialsProvider;
-use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, ConfigLoader, Region};
 use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_sdk_healthlake::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_healthlake::operation::describe_fhir_export_job::DescribeFHIRExportJobError;
 use aws_sdk_healthlake::types::ExportJobProperties;
 use aws_sdk_healthlake::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::{dyn_dispatch_hint, Intercept};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -25,106 +19,6 @@ use aws_smithy_types::config_bag::ConfigBag;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-mod https;
-mod trust;
-
-/// Connecting to a regional endpoint takes milliseconds; a connect that takes longer is better
-/// retried than waited for.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
-/// Throttling retries back off from here (with jitter), so that all attempts fit the budget.
-const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-
-/// The SDK configuration loader for this function: the default credential and region chain (so
-/// `AWS_ENDPOINT_URL_HEALTHLAKE` and the Lambda role work as the SDK defines them), standard
-/// retries bounded by `UPSTREAM_MAX_ATTEMPTS`, and the upstream budget as the operation timeout.
-/// Tests add an endpoint and credentials to the same loader.
-pub fn sdk_config_loader(config: &Config) -> ConfigLoader {
-    let loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(config.max_attempts)
-                .with_initial_backoff(INITIAL_BACKOFF),
-        )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_timeout(config.upstream_timeout)
-                .build(),
-        );
-    // Lambda always sets AWS_REGION, which the default region chain would find first anyway;
-    // taking it here spares start-up building that chain (profile files, an IMDS client).
-    match std::env::var("AWS_REGION") {
-        Ok(region) if !region.is_empty() => loader.region(Region::new(region)),
-        _ => loader,
-    }
-}
-
-/// Credentials as the SDK's default chain finds them, the environment first, but with the rest
-/// of that chain (profiles, web identity through STS, containers, IMDS) built only if the
-/// environment has none. In Lambda it always has them: the role's keys are in
-/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`. aws-config builds the
-/// whole chain at start-up, an STS client with its endpoint rules included, for nothing.
-#[derive(Debug, Default)]
-pub struct EnvironmentFirst {
-    rest: tokio::sync::OnceCell<DefaultCredentialsChain>,
-}
-
-impl ProvideCredentials for EnvironmentFirst {
-    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-    where
-        Self: 'a,
-    {
-        future::ProvideCredentials::new(async move {
-            match EnvironmentVariableCredentialsProvider::new()
-                .provide_credentials()
-                .await
-            {
-                // As in the default chain: only "none here" moves on to the next source.
-                Err(CredentialsError::CredentialsNotLoaded(_)) => {
-                    let rest = self
-                        .rest
-                        .get_or_init(|| {
-                            DefaultCredentialsChain::builder()
-                                .configure(ProviderConfig::default().with_http_client(https_client()))
-                                .build()
-                        })
-                        .await;
-                    rest.provide_credentials().await
-                }
-                found => found,
-            }
-        })
-    }
-}
-
-/// An SDK client made on first use. Making any client parses its service's table of endpoint
-/// partitions (about 415,000 instructions; bench/README.md), which a cold start that never calls
-/// the service should not pay: with the shared tier on, most never call HealthLake, and only
-/// API-key callers need partner scoping's client.
-pub(crate) type LazyClient<T> = std::sync::LazyLock<T, Box<dyn FnOnce() -> T + Send>>;
-
-pub(crate) fn lazy<T>(make: impl FnOnce() -> T + Send + 'static) -> LazyClient<T> {
-    std::sync::LazyLock::new(Box::new(make))
-}
-
-/// Starts connecting now to what the first request calls first, for it to use: the status
-/// table's DynamoDB when the shared tier is on, else HealthLake. See [`crate::warmup`].
-pub async fn preconnect(sdk: &aws_config::SdkConfig, config: &Config) {
-    let endpoint = match config.fleet.table {
-        Some(_) => crate::warmup::dynamodb_endpoint(sdk).await,
-        None => crate::warmup::healthlake_endpoint(sdk).await,
-    };
-    if let Some(endpoint) = endpoint {
-        crate::warmup::start(endpoint, https::tls_connector(Some(CONNECT_TIMEOUT)));
-    }
-}
-
-/// The HTTPS client the SDK uses: see [`https`] for what it is and why it is ours.
-pub(crate) fn https_client() -> SharedHttpClient {
-    SharedHttpClient::new(https::HttpsClient::default())
-}
 
 /// Describes one export job within `budget`, which the caller has already capped by the Lambda
 /// deadline. Also says how many HTTP requests the call sent, retries included: each one counts
@@ -160,7 +54,7 @@ pub(crate) async fn describe_export_job_with(
             aws_sdk_healthlake::Config::builder().retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(n)
-                    .with_initial_backoff(INITIAL_BACKOFF),
+                    .with_initial_backoff(crate::aws::INITIAL_BACKOFF),
             ),
         );
     }
@@ -268,20 +162,6 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// An error code is a token (`ThrottlingException`); anything else from the wire is replaced
-/// before it reaches a log line.
-pub(crate) fn log_safe(code: &str) -> String {
-    let ok = code.len() <= 64
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.#-".contains(&b));
-    if ok {
-        code.to_owned()
-    } else {
-        "Unrecognized".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,15 +214,5 @@ mod tests {
             classify(&answer("ThrottlingException", 400)).code,
             "ThrottlingException"
         );
-    }
-
-    #[test]
-    fn only_token_like_codes_reach_the_log() {
-        assert_eq!(log_safe("ThrottlingException"), "ThrottlingException");
-        assert_eq!(
-            log_safe("arn:aws:iam::123456789012:role/x was denied"),
-            "Unrecognized"
-        );
-        assert_eq!(log_safe(&"A".repeat(65)), "Unrecognized");
     }
 }

@@ -9,7 +9,7 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
-pub const ALLOW: &str = "GET, HEAD, OPTIONS";
+use crate::error::ALLOWED_METHODS as ALLOW;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Problem `type` URIs are this plus the error's slug (see README, "Errors").
 pub const PROBLEM_TYPE_PREFIX: &str = "urn:problem-type:export-job-status:";

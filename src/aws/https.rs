@@ -4,7 +4,7 @@
 //! rebuilds the trust store for every client it makes, STS's included: that was half the CPU of
 //! a cold start (bench/README.md has the numbers).
 
-use crate::warmup::Warmed;
+use super::warmup::Warmed;
 use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,

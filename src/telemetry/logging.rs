@@ -7,7 +7,7 @@
 //! The request lines (target `metrics::TARGET`) are not logs but metrics: `metrics::EmfLayer`
 //! writes them whatever the level, so that a quieter log never blinds the alarms.
 
-use crate::metrics::{self, EmfLayer};
+use super::metrics::{self, EmfLayer};
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;

@@ -3,17 +3,17 @@
 //! everything else itself with a 400 (in its source's shape where the event is an HTTP event that
 //! could not be read), so that no event ever becomes an invocation error.
 
-use crate::config::AllowedOrigins;
+mod source;
+
 use crate::error::Error;
-use crate::event_source::{Shaped, Source};
 use crate::handler::{self, App};
-use crate::metrics;
-use crate::response::Reply;
+use crate::telemetry::metrics;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body, Request, Service};
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::{Deserialize, Deserializer, Serialize};
+use source::{Shaped, Source};
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -94,18 +94,8 @@ where
     }
 }
 
-/// Our problem answer to an event that never reached the handler, as an HTTP response.
-fn problem(request_id: &str, err: &Error) -> lambda_http::Response<Body> {
-    Reply::for_request(
-        &Request::new(Body::Empty),
-        request_id.to_owned(),
-        &AllowedOrigins::None,
-    )
-    .problem(err)
-}
-
 fn unreadable(source: Source, request_id: &str) -> Box<Shaped> {
-    let out = source.shape(problem(request_id, &Error::UnreadableRequest));
+    let out = source.shape(handler::refusal(request_id, &Error::UnreadableRequest));
     // A request line like the handler's, metrics included.
     tracing::info!(
         target: metrics::TARGET,
@@ -121,7 +111,7 @@ fn unreadable(source: Source, request_id: &str) -> Box<Shaped> {
 /// Not an HTTP event: there is no source to shape the answer for, so it is API Gateway's 1.0
 /// shape with plain `headers`, which a direct invoke can read as well as anything.
 fn not_http(request_id: &str) -> Box<Shaped> {
-    let (parts, body) = problem(request_id, &Error::NotAnHttpEvent).into_parts();
+    let (parts, body) = handler::refusal(request_id, &Error::NotAnHttpEvent).into_parts();
     let mut out = ApiGatewayProxyResponse::default();
     out.status_code = i64::from(parts.status.as_u16());
     out.headers = parts.headers;

@@ -1,12 +1,16 @@
 //! What a caller is told about an export job: HealthLake's answer checked, reduced to the
-//! documented fields (with `redact` applied to HealthLake's own text), and rendered once.
+//! documented fields (with `redact` applied to HealthLake's own text), rendered once, and trimmed
+//! for each kind of caller ([`Fields`]).
+
+pub mod redact;
 
 use crate::error::UpstreamError;
 use crate::ids::{DatastoreId, JobId};
-use crate::redact::{scrub, scrub_s3};
 use aws_sdk_healthlake::types::{ExportJobProperties, JobStatus, OutputDataConfig};
 use aws_smithy_types::DateTime;
+use redact::{scrub, scrub_s3};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use time::format_description::FormatItem;
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -22,6 +26,27 @@ pub fn is_terminal(status: &JobStatus) -> bool {
             | JobStatus::Failed
             | JobStatus::CancelCompleted
     )
+}
+
+/// Which fields an answer may carry. The caches hold the whole document, keyed by datastore and
+/// job; [`Fields::restrict`] trims it for each caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fields {
+    All,
+    /// Without `outputS3Uri` (the customer's bucket and prefix layout), and without S3 locations
+    /// or the bucket's name in `message`.
+    WithoutOutputUri,
+}
+
+impl Fields {
+    /// The answer this caller may be told: the cached document as it is, or rendered again
+    /// without what the caller may not see (its own body, so its own ETag).
+    pub(crate) fn restrict(self, rendered: Arc<RenderedJob>) -> Arc<RenderedJob> {
+        match self {
+            Fields::All => rendered,
+            Fields::WithoutOutputUri => rendered.without_output_location().map_or(rendered, Arc::new),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
