@@ -268,6 +268,7 @@ impl Shared {
         overwrite: bool,
     ) -> Step {
         let (ds, job) = (look.ds, look.job);
+        let mut caller_waited = false;
         loop {
             let now = now_ms();
             let take = if miss {
@@ -275,28 +276,39 @@ impl Shared {
             } else {
                 budget::take_refresh(&self.table, self.rate, now).await
             };
-            let retry_in = match take {
+            let (retry_in_ms, code) = match take {
                 Err(e) => {
                     self.table_failed(&e);
                     return Step::WithoutTable;
                 }
-                Ok(Take::Spent { retry_in_ms }) => Some(retry_in_ms),
-                Ok(Take::Granted) => None,
+                Ok(Take::Granted) => (None, ""),
+                Ok(Take::Spent { retry_in_ms }) => (Some(retry_in_ms), "BudgetSpent"),
+                // A caller's own bucket is waited on once: a burst of new jobs gets its answers
+                // a slot later, a flood of made-up ids gets 429 at once and holds nothing.
+                Ok(Take::CallerSpent { retry_in_ms }) if !caller_waited => {
+                    caller_waited = true;
+                    (Some(retry_in_ms), "CallerBudgetSpent")
+                }
+                Ok(Take::CallerSpent { .. }) => (Some(i64::MAX / 2), "CallerBudgetSpent"),
             };
-            if let Some(retry_in_ms) = retry_in {
+            if let Some(retry_in_ms) = retry_in_ms {
                 if let Some(s) = self.servable(&look.stale) {
                     let _ = self.table.release_job(ds, job, lease_until, now_ms()).await;
                     return Step::Done(Ok(s));
                 }
                 // Keep the lease (others wait for this environment's answer) and wait for the
                 // budget's next slot, with a little spread so that waiters do not come together.
-                let wait = Duration::from_millis((retry_in_ms + jitter_ms(self.rate.interval_ms)) as u64);
-                if Instant::now() + wait >= look.deadline {
+                let wait = Duration::from_millis(
+                    retry_in_ms.saturating_add(jitter_ms(self.rate.interval_ms)) as u64,
+                );
+                if Instant::now()
+                    .checked_add(wait)
+                    .is_none_or(|at| at >= look.deadline)
+                {
                     let _ = self.table.release_job(ds, job, lease_until, now_ms()).await;
-                    return Step::Done(self.fall_back(
-                        look,
-                        UpstreamError::new(UpstreamKind::Throttled, "BudgetSpent").into(),
-                    ));
+                    return Step::Done(
+                        self.fall_back(look, UpstreamError::new(UpstreamKind::Throttled, code).into()),
+                    );
                 }
                 tokio::time::sleep(wait).await;
                 continue;

@@ -42,14 +42,14 @@ impl Rate {
         }
     }
 
-    /// One caller's misses: a quarter of the fleet's rate (at least one a second), with a burst
-    /// of two seconds' worth, so that a web app opening a handful of new jobs at once is not
-    /// made to wait.
+    /// One caller's misses: half the fleet's rate (at least one a second), with a burst of four
+    /// seconds' worth, so that a web app opening a dashboard of new jobs at once is answered
+    /// within seconds, and a caller guessing job ids leaves the other half to everyone else.
     pub(crate) fn per_caller(fleet: Rate) -> Rate {
-        let interval_ms = (fleet.interval_ms * 4).min(1_000);
+        let interval_ms = (fleet.interval_ms * 2).min(1_000);
         Rate {
             interval_ms,
-            tolerance_ms: (2 * 1_000).max(interval_ms),
+            tolerance_ms: 4_000,
         }
     }
 
@@ -67,6 +67,10 @@ pub(crate) enum Take {
     Granted,
     /// Nothing now; the next call fits in this many milliseconds (as far as the table said).
     Spent {
+        retry_in_ms: i64,
+    },
+    /// The caller's own bucket is spent, likewise.
+    CallerSpent {
         retry_in_ms: i64,
     },
 }
@@ -92,7 +96,9 @@ pub(crate) async fn take_miss(
 ) -> Result<Take, TableError> {
     match take(table, &caller_key(caller), Rate::per_caller(rate), now_ms).await? {
         Take::Granted => take(table, BUDGET_KEY, rate.for_misses(), now_ms).await,
-        spent => Ok(spent),
+        Take::Spent { retry_in_ms } | Take::CallerSpent { retry_in_ms } => {
+            Ok(Take::CallerSpent { retry_in_ms })
+        }
     }
 }
 
@@ -185,8 +191,8 @@ mod tests {
     fn a_caller_and_misses_get_a_bounded_share() {
         let fleet = Rate::per_second(8);
         let caller = Rate::per_caller(fleet);
-        assert_eq!(caller.interval_ms, 500, "a quarter of 8 a second");
-        assert_eq!(caller.tolerance_ms, 2_000);
+        assert_eq!(caller.interval_ms, 250, "half of 8 a second");
+        assert_eq!(caller.tolerance_ms, 4_000, "16 at once");
         assert_eq!(Rate::per_caller(Rate::per_second(1)).interval_ms, 1_000);
         assert_eq!(fleet.for_misses().tolerance_ms, 250);
         assert_eq!(Rate::per_second(1).for_misses().tolerance_ms, 1_000);
