@@ -2,7 +2,7 @@
 //! which configuration, and the curl lines to try.
 
 use aws_sdk_healthlake::types::JobStatus;
-use export_job_status::config::{AllowedOrigins, Config};
+use export_job_status::config::{AllowedOrigins, AuthMode, Config};
 use export_job_status::job::is_terminal;
 use loopback::healthlake::demo::{self, Behaviour};
 use std::fmt::Write;
@@ -175,9 +175,14 @@ fn describe(config: &Config, origins_defaulted: bool) -> String {
             ids.join(",")
         }
     };
+    let auth = match config.access.auth_mode {
+        AuthMode::None => "NONE (every caller: nothing in front of the local run authenticates)",
+        AuthMode::AwsIam => "AWS_IAM (only events that name an IAM principal)",
+        AuthMode::ApiKey => "API_KEY (only partner keys)",
+    };
     format!(
         "ALLOWED_ORIGINS={origins}{default_note} ALLOWED_DATASTORE_IDS={datastores} \
-         UPSTREAM_TIMEOUT_MS={} UPSTREAM_MAX_ATTEMPTS={}",
+         UPSTREAM_TIMEOUT_MS={} UPSTREAM_MAX_ATTEMPTS={} AUTH_MODE={auth}",
         config.upstream_timeout.as_millis(),
         config.max_attempts
     )
