@@ -16,10 +16,10 @@
 
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
+use aws_sdk_healthlake::types::JobStatus;
 use aws_smithy_http_client::test_util::infallible_client_fn;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::handler::{handle, App};
-use aws_sdk_healthlake::types::JobStatus;
 use export_job_status::job::is_terminal;
 use export_job_status::lambda_event::{answer, Incoming, Outcome};
 use export_job_status::upstream::sdk_config_loader;
