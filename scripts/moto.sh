@@ -13,8 +13,12 @@ cd "$(dirname "$0")/.."
 
 pins=('moto[server]==5.2.5' 'waitress==3.0.2')
 if [ -n "${MOTO_PYTHON:-}" ]; then
-    "$MOTO_PYTHON" -c 'import moto, flask, importlib.metadata as m; assert m.version("moto") == "5.2.5" and m.version("waitress") == "3.0.2"' 2>/dev/null ||
-        "$MOTO_PYTHON" -m pip install --quiet --disable-pip-version-check "${pins[@]}"
+    "$MOTO_PYTHON" -c 'import moto, flask, importlib.metadata as m; assert m.version("moto") == "5.2.5" and m.version("waitress") == "3.0.2"' 2>/dev/null && exit 0
+    "$MOTO_PYTHON" -m pip install --quiet --disable-pip-version-check "${pins[@]}" || {
+        echo "scripts/moto.sh: MOTO_PYTHON=$MOTO_PYTHON lacks ${pins[*]} and its pip did not install" \
+            "them: name a venv's python, or unset MOTO_PYTHON to use target/moto/venv" >&2
+        exit 1
+    }
     exit 0
 fi
 bash scripts/venv.sh target/moto/venv "${pins[@]}" >/dev/null
