@@ -22,7 +22,8 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(event ids)
 fi
 
-if [ -z "${FUZZ_TOOLCHAIN:-}" ] && rustup toolchain list 2>/dev/null | grep -q '^nightly-'; then
+# (grep without -q reads all its input: under pipefail, an early exit could fail the pipeline.)
+if [ -z "${FUZZ_TOOLCHAIN:-}" ] && rustup toolchain list 2>/dev/null | grep '^nightly-' >/dev/null; then
     FUZZ_TOOLCHAIN=nightly
 fi
 cargo=(cargo)
@@ -35,7 +36,7 @@ nightly*) ;;
 esac
 echo "== fuzz toolchain: $("${cargo[@]}" --version)${RUSTC_BOOTSTRAP:+ with RUSTC_BOOTSTRAP=1}"
 
-cargo fuzz --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_FUZZ_VERSION" ||
+cargo fuzz --version 2>/dev/null | grep -x "cargo-fuzz $CARGO_FUZZ_VERSION" >/dev/null ||
     cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
 
 # Seeds: the sample events (the event target), and ids that cover each rule (the ids target:
