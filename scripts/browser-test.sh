@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reference web page (web/) in a real browser, in one command:
 #   1. installs headless Chromium and its driver from Debian (chromium, chromium-driver) when
-#      missing, and the pinned Python tools (tests/browser/requirements.txt) into a venv;
+#      missing, and the pinned Python tools (tests/browser/requirements.txt) into a venv of the
+#      checkout's own, target/browser/venv (scripts/venv.sh);
 #   2. builds the local run (`local`: the function on 127.0.0.1, the page on localhost);
 #   3. runs tests/browser with pytest: the page watches demo jobs through Chromium.
 #
@@ -23,11 +24,9 @@ fi
 chromium --version 2>/dev/null
 chromedriver --version
 
-venv=target/browser/venv
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/browser/requirements.txt
+python=$(bash scripts/venv.sh target/browser/venv -r tests/browser/requirements.txt)
 
 cargo build --quiet -p local
 # Selenium is given the browser and the driver: it must not look for (or download) its own.
 SE_OFFLINE=true LOCAL_BIN=target/debug/local \
-    "$venv/bin/python" -m pytest tests/browser -v -p no:cacheprovider --durations=0 "$@"
+    "$python" -m pytest tests/browser -v -p no:cacheprovider --durations=0 "$@"

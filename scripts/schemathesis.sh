@@ -10,25 +10,21 @@
 #
 # SCHEMATHESIS_EXAMPLES (default 100) and SCHEMATHESIS_SEED (default fixed, so that CI runs the
 # same cases every time; set another to explore) tune step 3. The Python tools are installed from
-# PyPI, pinned, into target/hardening/venv.
+# PyPI, pinned, into target/hardening/venv (scripts/venv.sh: a venv of this checkout's own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=target/hardening/venv
-if [ ! -x "$venv/bin/st" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "schemathesis==4.32.5" "openapi-spec-validator==0.9.0" \
-        "openapi-schema-validator[ecma-regex]==0.9.0" "unicodedata2==18.0.0" "pyyaml>=6"
-fi
+python=$(bash scripts/venv.sh target/hardening/venv \
+    "schemathesis==4.32.5" "openapi-spec-validator==0.9.0" \
+    "openapi-schema-validator[ecma-regex]==0.9.0" "unicodedata2==18.0.0" "pyyaml>=6")
 
-"$venv/bin/python" scripts/openapi_check.py validate openapi.yaml
+"$python" scripts/openapi_check.py validate openapi.yaml
 [ "${1:-}" = "--validate-only" ] && exit 0
 
 # schemathesis compiles patterns with Python's re, which has no \p{L}: it reads a generated copy
 # with those classes spelled out (scripts/openapi_check.py says how).
 mkdir -p target/openapi
-"$venv/bin/python" scripts/openapi_check.py python-copy openapi.yaml target/openapi/openapi.python.yaml
+"$python" scripts/openapi_check.py python-copy openapi.yaml target/openapi/openapi.python.yaml
 
 cargo build --quiet -p local
 banner=target/openapi/local.out
@@ -45,7 +41,7 @@ done
 [ -n "$url" ] || { echo "the local run did not start"; cat "$banner"; exit 1; }
 echo "local run on $url"
 
-"$venv/bin/st" --config-file scripts/schemathesis.toml run target/openapi/openapi.python.yaml \
+"$python" "$(dirname "$python")/st" --config-file scripts/schemathesis.toml run target/openapi/openapi.python.yaml \
     --url "$url" \
     --max-examples "${SCHEMATHESIS_EXAMPLES:-100}" \
     --seed "${SCHEMATHESIS_SEED:-20261126}" \

@@ -1,5 +1,5 @@
 //! An arbitrary Lambda event through everything the function does with one: its own event
-//! parsing (`runtime::Incoming`), lambda_http's conversion to a request, the handler with the
+//! parsing (`lambda::Incoming`), lambda_http's conversion to a request, the handler with the
 //! real SDK client (its HTTP client answers in-process), and lambda_http's conversion of the
 //! response to the event source's shape.
 //!
@@ -16,13 +16,13 @@
 
 use aws_credential_types::Credentials;
 use aws_sdk_healthlake::config::Region;
+use aws_sdk_healthlake::types::JobStatus;
 use aws_smithy_http_client::test_util::infallible_client_fn;
 use export_job_status::config::{AllowedOrigins, Config};
 use export_job_status::handler::{handle, App};
-use aws_sdk_healthlake::types::JobStatus;
 use export_job_status::job::is_terminal;
-use export_job_status::runtime::{answer, Incoming, Outcome};
-use export_job_status::upstream::sdk_config_loader;
+use export_job_status::lambda::{answer, Incoming, Outcome};
+use export_job_status::aws::sdk_config_loader;
 use lambda_http::http::{self, Method};
 use lambda_http::{Adapter, Body, Context, LambdaEvent, Request, Response};
 use libfuzzer_sys::fuzz_target;
@@ -178,7 +178,7 @@ impl Write for LogSink {
 
 static WORLD: LazyLock<World> = LazyLock::new(|| {
     // libFuzzer's hook aborts on every panic. lambda_http's request conversion panics on some
-    // events (a Host header with a bad port, a body that is not base64), and `runtime::answer`
+    // events (a Host header with a bad port, a body that is not base64), and `lambda::answer`
     // catches exactly that and answers 400; every other panic still aborts.
     let fuzzer_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

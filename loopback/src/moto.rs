@@ -1,6 +1,7 @@
 //! A DynamoDB-compatible server on loopback: moto in server mode (PyPI `moto[server]`, installed
-//! by `scripts/moto.sh`), started on a free port and killed when dropped. The function reaches it
-//! through `AWS_ENDPOINT_URL_DYNAMODB`, with the real SDK client, signing and all.
+//! by `scripts/moto.sh` into `target/moto/venv`, or into `$MOTO_PYTHON`; see [`python`]), started
+//! on a free port and killed when dropped. The function reaches it through
+//! `AWS_ENDPOINT_URL_DYNAMODB`, with the real SDK client, signing and all.
 //!
 //! Tables are made here with plain awsJson1_0 calls (`DynamoDB_20120810.CreateTable`), as the
 //! template makes its one table: partition key `pk` (String), on demand, TTL on `expiresAt`.
@@ -8,6 +9,7 @@
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,27 +31,43 @@ app = DomainDispatcherApplication(create_backend_app)
 serve(app, host=sys.argv[1], port=int(sys.argv[2]), threads=1, _quiet=True)
 "#;
 
+/// The Python that runs moto: `$MOTO_PYTHON` when set (and not empty); else the python of this
+/// checkout's venv, `target/moto/venv`, that `scripts/moto.sh` makes, run directly (a venv's own
+/// path, not the interpreter it links to, is what makes it the venv's); else `python3` from PATH.
+pub fn python() -> PathBuf {
+    if let Some(python) = std::env::var_os("MOTO_PYTHON").filter(|p| !p.is_empty()) {
+        return PathBuf::from(python);
+    }
+    // This checkout's: the path is compiled in, so a clone elsewhere uses its own venv.
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/moto/venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
 pub struct Moto {
     child: Child,
     addr: SocketAddr,
 }
 
 impl Moto {
-    /// Starts moto's server (see [`SERIALIZED_SERVER`]) with `python3` (or `$MOTO_PYTHON`) on a
-    /// free port and waits until it answers.
+    /// Starts moto's server (see [`SERIALIZED_SERVER`]) with [`python`] on a free port and waits
+    /// until it answers.
     pub fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let python = std::env::var("MOTO_PYTHON").unwrap_or_else(|_| "python3".into());
+        let python = python();
         let child = Command::new(&python)
             .args(["-c", SERIALIZED_SERVER, "127.0.0.1", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("start moto with {python} (run scripts/moto.sh): {e}"));
+            .unwrap_or_else(|e| panic!("start moto with {} (run scripts/moto.sh): {e}", python.display()));
         let mut moto = Moto {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -60,7 +78,11 @@ impl Moto {
                 return moto;
             }
             if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto exited at start ({status}): is moto[server] installed? run scripts/moto.sh");
+                panic!(
+                    "moto exited at start ({status}) under {}: is moto[server] installed? \
+                     run scripts/moto.sh",
+                    python.display()
+                );
             }
             assert!(
                 Instant::now() < until,
