@@ -268,7 +268,6 @@ impl Shared {
         overwrite: bool,
     ) -> Step {
         let (ds, job) = (look.ds, look.job);
-        let mut caller_waited = false;
         loop {
             let now = now_ms();
             let take = if miss {
@@ -283,12 +282,8 @@ impl Shared {
                 }
                 Ok(Take::Granted) => (None, ""),
                 Ok(Take::Spent { retry_in_ms }) => (Some(retry_in_ms), "BudgetSpent"),
-                // A caller's own bucket is waited on once: a burst of new jobs gets its answers
-                // a slot later, a flood of made-up ids gets 429 at once and holds nothing.
-                Ok(Take::CallerSpent { retry_in_ms }) if !caller_waited => {
-                    caller_waited = true;
-                    (Some(retry_in_ms), "CallerBudgetSpent")
-                }
+                // A caller over its share of unknown ids is guessing: 429 at once, holding
+                // nothing (no wait, no lease).
                 Ok(Take::CallerSpent { .. }) => (Some(i64::MAX / 2), "CallerBudgetSpent"),
             };
             if let Some(retry_in_ms) = retry_in_ms {
@@ -324,6 +319,11 @@ impl Shared {
                 }
                 Err(err) if is_not_found(&err) => {
                     let checked = now_ms();
+                    if let Err(e) =
+                        budget::charge_not_found(&self.table, self.rate, look.caller, checked).await
+                    {
+                        self.table_failed(&e);
+                    }
                     if let Err(e) = self.table.store_missing(ds, job, checked, overwrite).await {
                         self.table_failed(&e);
                     }

@@ -8,9 +8,11 @@
 //!
 //! Two kinds of call draw on it. A *refresh* (a job the table already knows) may use the whole
 //! burst tolerance; a *miss* (a job the fleet has no answer for: a caller's input, which a caller
-//! can make up at will) only half of it, and first takes from a bucket of its caller's own
-//! ([`caller_key`]). So misses get what refreshes leave, and one caller's misses cannot take more
-//! than [`Rate::per_caller`] of the fleet's calls, whatever it sends.
+//! can make up at will) only half of it. So misses get what refreshes leave. And each caller has
+//! a bucket of its own ([`caller_key`]) that counts the job ids it asked about that HealthLake did
+//! not know: a caller over [`Rate::per_caller`] of those is refused misses until it is back under,
+//! so a caller guessing ids gets a bounded share, and one asking about real jobs, however many, is
+//! never held back by it.
 
 use super::table::{Table, TableError, Updated};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -42,14 +44,14 @@ impl Rate {
         }
     }
 
-    /// One caller's misses: half the fleet's rate (at least one a second), with a burst of four
-    /// seconds' worth, so that a web app opening a dashboard of new jobs at once is answered
-    /// within seconds, and a caller guessing job ids leaves the other half to everyone else.
+    /// One caller's ids that HealthLake did not know: half the fleet's rate (at least one a
+    /// second), with a burst of two seconds' worth (a few mistyped ids cost nothing), so that a
+    /// caller guessing job ids leaves the other half to everyone else.
     pub(crate) fn per_caller(fleet: Rate) -> Rate {
         let interval_ms = (fleet.interval_ms * 2).min(1_000);
         Rate {
             interval_ms,
-            tolerance_ms: 4_000,
+            tolerance_ms: 2_000,
         }
     }
 
@@ -85,21 +87,66 @@ pub(crate) async fn take_refresh(table: &Table, rate: Rate, now_ms: i64) -> Resu
     take(table, BUDGET_KEY, rate, now_ms).await
 }
 
-/// Takes one call for a miss: from the caller's own bucket, then from what refreshes leave of
-/// the fleet's. A call the fleet then refuses is not given back to the caller: its bucket
-/// bounds what it asks for, not what it gets.
+/// Takes one call for a miss: if the caller is not over its share of ids HealthLake did not
+/// know (one read of its bucket), from what refreshes leave of the fleet's budget.
 pub(crate) async fn take_miss(
     table: &Table,
     rate: Rate,
     caller: &str,
     now_ms: i64,
 ) -> Result<Take, TableError> {
-    match take(table, &caller_key(caller), Rate::per_caller(rate), now_ms).await? {
-        Take::Granted => take(table, BUDGET_KEY, rate.for_misses(), now_ms).await,
-        Take::Spent { retry_in_ms } | Take::CallerSpent { retry_in_ms } => {
-            Ok(Take::CallerSpent { retry_in_ms })
-        }
+    let own = Rate::per_caller(rate);
+    let tat = table
+        .get(&caller_key(caller))
+        .await?
+        .and_then(|item| match item.get("tat") {
+            Some(AttributeValue::N(t)) => t.parse::<i64>().ok(),
+            _ => None,
+        });
+    match tat {
+        // Past its tolerance: refused until `tat` is back within it.
+        Some(tat) if tat > now_ms + own.tolerance_ms => Ok(Take::CallerSpent {
+            retry_in_ms: (tat - now_ms - own.tolerance_ms).min(60_000),
+        }),
+        _ => take(table, BUDGET_KEY, rate.for_misses(), now_ms).await,
     }
+}
+
+/// Counts one id HealthLake did not know against `caller`: its bucket's `tat` one interval
+/// further, from now if it was idle. Unconditional past that: a caller's requests in flight all
+/// count, and a caller deep in debt waits it out.
+pub(crate) async fn charge_not_found(
+    table: &Table,
+    rate: Rate,
+    caller: &str,
+    now_ms: i64,
+) -> Result<(), TableError> {
+    let own = Rate::per_caller(rate);
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let key = caller_key(caller);
+    let idle = table
+        .update(
+            &key,
+            "SET tat = :next, expiresAt = :exp",
+            Some("attribute_not_exists(tat) OR tat < :now"),
+            &[
+                (":next", n(now_ms + own.interval_ms)),
+                (":now", n(now_ms)),
+                (":exp", n(expires_at(now_ms))),
+            ],
+        )
+        .await?;
+    if !idle {
+        table
+            .update(
+                &key,
+                "SET tat = tat + :interval",
+                None,
+                &[(":interval", n(own.interval_ms))],
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// One GCRA take on the bucket item `key`: one conditional update when the bucket is idle, a
@@ -192,7 +239,7 @@ mod tests {
         let fleet = Rate::per_second(8);
         let caller = Rate::per_caller(fleet);
         assert_eq!(caller.interval_ms, 250, "half of 8 a second");
-        assert_eq!(caller.tolerance_ms, 4_000, "16 at once");
+        assert_eq!(caller.tolerance_ms, 2_000, "8 at once");
         assert_eq!(Rate::per_caller(Rate::per_second(1)).interval_ms, 1_000);
         assert_eq!(fleet.for_misses().tolerance_ms, 250);
         assert_eq!(Rate::per_second(1).for_misses().tolerance_ms, 1_000);
