@@ -24,7 +24,7 @@ pub enum IdError {
     },
     /// Percent-decoding produced bytes that are not UTF-8.
     NotUtf8,
-    /// A datastore id in the path with anything but ASCII letters, digits and `_ . : = + - @`:
+    /// A datastore id in the path with anything but ASCII letters, digits and `- . _`:
     /// what would need percent-encoding, or is encoded (see `route`).
     NotPlain,
 }
@@ -45,7 +45,7 @@ impl fmt::Display for IdError {
             IdError::NotUtf8 => write!(f, "is not valid percent-encoded UTF-8"),
             IdError::NotPlain => write!(
                 f,
-                "must be ASCII letters, digits and _ . : = + - @ only, with no percent-encoding \
+                "must be ASCII letters, digits, - . and _ only, with no percent-encoding \
                  (a HealthLake data store id is 32 hex digits)"
             ),
         }

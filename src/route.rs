@@ -5,7 +5,8 @@
 //! As strict as the gateway in front: without path parameters the whole path must be the route,
 //! after the event's stage and the configured `BASE_PATH` only, so that a prefix rule upstream (an
 //! ALB listener rule, an HTTP API route with an authorizer) cannot be walked around. A datastore id
-//! in the path is plain ASCII (letters, digits, `_ . : = + - @`), never percent-encoded: IAM
+//! in the path is plain: ASCII letters, digits, `-`, `.` and `_` (RFC 3986's unreserved characters,
+//! which no client encodes), never percent-encoded: IAM
 //! authorizes the path as the client encoded it, so an encoded datastore id would reach HealthLake
 //! in another form than the one the caller's policy was matched on. HealthLake's own rule allows
 //! more (`%`, spaces, any letter); real data store ids are 32 hex digits, and none of them is lost.
@@ -93,7 +94,7 @@ fn source_keeps_encoding(req: &Request) -> bool {
 impl RawIds<'_> {
     /// Decodes (once, where needed) and parses both ids; the error names the parameter.
     pub fn parse(&self) -> Result<(DatastoreId, JobId), Error> {
-        let plain = |c: char| c.is_ascii_alphanumeric() || "_.:=+-@".contains(c);
+        let plain = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
         if !self.datastore.is_empty() && !self.datastore.chars().all(plain) {
             // An empty id keeps its own, clearer error below.
             if let Err(reason @ (IdError::BadChar { .. } | IdError::TooLong { .. })) =
@@ -227,6 +228,8 @@ mod tests {
             ("ds%2525", true),
             ("ds%25", false),
             ("a%", true),
+            ("a:b", false),
+            ("a+b", true),
             ("a b", false),
             ("データ", false),
         ] {
