@@ -18,9 +18,9 @@
 //! rendered again, never the stored text. Anything else is treated as no item (and logged), and
 //! is overwritten by the next refresh.
 
+use crate::aws;
 use crate::ids::{DatastoreId, JobId};
 use crate::job::{JobView, RenderedJob};
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -92,7 +92,7 @@ impl Table {
             .send();
         match tokio::time::timeout(self.timeout, call).await {
             Err(_) => Err(TableError("Timeout".into())),
-            Ok(Err(e)) => Err(describe(&e)),
+            Ok(Err(e)) => Err(TableError(aws::error_code(&e))),
             Ok(Ok(out)) => Ok(out.item),
         }
     }
@@ -137,7 +137,7 @@ impl Table {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c)) => {
                     Ok(Updated::NotNow(c.item.clone()))
                 }
-                _ => Err(describe(&e)),
+                _ => Err(TableError(aws::error_code(&e))),
             },
         }
     }
@@ -328,26 +328,6 @@ pub(crate) fn decode(
         checked_ms: Some(checked_ms),
         missing_ms: None,
         lease_until_ms,
-    })
-}
-
-/// A token for the log: the service's error code, or what kind of failure it was.
-fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: &SdkError<E, R>) -> TableError {
-    TableError(match e {
-        SdkError::ServiceError(s) => s
-            .err()
-            .code()
-            .filter(|c| {
-                c.len() <= 64
-                    && c.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_.#-".contains(&b))
-            })
-            .unwrap_or("ServiceError")
-            .to_owned(),
-        SdkError::TimeoutError(_) => "Timeout".into(),
-        SdkError::DispatchFailure(_) => "Unreachable".into(),
-        SdkError::ResponseError(_) => "UnparseableResponse".into(),
-        _ => "Failed".into(),
     })
 }
 
