@@ -34,7 +34,9 @@ fn event(job: &str) -> Vec<u8> {
             "resourcePath": "/datastores/{datastoreId}/export-jobs/{jobId}",
             "httpMethod": "GET", "path": format!("/Prod{path}"), "accountId": "000000000000",
             "stage": "Prod", "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": {"sourceIp": "203.0.113.10"}, "apiId": "abc123defg"
+            // Signed by an IAM role: under AWS_IAM an event with no caller reads nothing.
+            "identity": {"sourceIp": "203.0.113.10", "user": "AROABENCHCALLER00001:bench"},
+            "apiId": "abc123defg"
         },
         "isBase64Encoded": false
     })

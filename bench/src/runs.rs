@@ -79,7 +79,8 @@ impl World {
                 "status table {TABLE} on moto's DynamoDB at https://localhost:{}; the first request {}",
                 front.port(),
                 match mode {
-                    TableMode::Miss => "finds no item: table, lease, budget, HealthLake, write-back",
+                    TableMode::Miss =>
+                        "finds no item: table, lease, the caller's bucket, budget, HealthLake, write-back",
                     TableMode::Hit => "finds a fresh item (after the first start): the table alone",
                 }
             );
@@ -182,7 +183,9 @@ fn slug(name: &str) -> String {
 }
 
 /// The function must refuse a server its trust store does not vouch for: started without
-/// `SSL_CERT_FILE` (the system store only, as in Lambda) it answers 502, not 200.
+/// `SSL_CERT_FILE` (the system store only, as in Lambda) it answers 502 (HealthLake refused), or
+/// with the status table 429 (the table refused, and without the table it calls no HealthLake),
+/// not 200.
 pub fn verification_check(builds: &[Build], world: &World) {
     let Some(function) = builds.iter().find(|b| b.role == Role::Function) else {
         return;
@@ -195,13 +198,16 @@ pub fn verification_check(builds: &[Build], world: &World) {
         Outcome::Response(v) => v["statusCode"].as_u64(),
         _ => None,
     };
+    let refused = if world.table.is_some() { 429 } else { 502 };
     assert_eq!(
         status,
-        Some(502),
+        Some(refused),
         "without SSL_CERT_FILE the function must reject the benchmark's CA: {:?}",
         inv.outcome
     );
-    println!("verification: without SSL_CERT_FILE the function rejects the benchmark CA (502); with it, 200");
+    println!(
+        "verification: without SSL_CERT_FILE the function rejects the benchmark CA ({refused}); with it, 200"
+    );
 }
 
 /// The environment Lambda gives a function, pointed at the loopback Runtime API and HealthLake.
@@ -326,7 +332,13 @@ fn event() -> Value {
             "stage": "Prod",
             "requestTimeEpoch": 1_700_000_000_000_i64,
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": {"sourceIp": "203.0.113.10"},
+            // Signed by an IAM role, as API Gateway describes it under AWS_IAM (the default
+            // AUTH_MODE, which reads nothing for an event with no caller).
+            "identity": {
+                "sourceIp": "203.0.113.10",
+                "user": "AROABENCHCALLER00001:bench",
+                "caller": "AROABENCHCALLER00001:bench"
+            },
             "domainName": "abc123defg.execute-api.us-east-1.amazonaws.com",
             "apiId": "abc123defg"
         },
