@@ -14,6 +14,7 @@
 //!   and across processes of the binary.
 //! - The documents: `template` (the SAM template's IAM), `problems` (openapi.yaml against the
 //!   error table), `docs` (the tables of README.md and docs/ against the code and the template).
+//! - The code: `layers` (src/'s modules import only down the layers that src/lib.rs maps).
 //! - `operations`: the trace header, and the template's alarms and dashboard against the metrics
 //!   a run emits (with and without the shared tier, on moto); `emf`: the Embedded Metric Format check every request line of `binary` passes.
 
