@@ -122,39 +122,25 @@ pub(crate) async fn charge_not_found(
     now_ms: i64,
 ) -> Result<(), TableError> {
     let own = Rate::per_caller(rate);
-    let n = |v: i64| AttributeValue::N(v.to_string());
     let key = caller_key(caller);
-    let idle = table
-        .update(
-            &key,
-            "SET tat = :next, expiresAt = :exp",
-            Some("attribute_not_exists(tat) OR tat < :now"),
-            &[
-                (":next", n(now_ms + own.interval_ms)),
-                (":now", n(now_ms)),
-                (":exp", n(expires_at(now_ms))),
-            ],
-        )
-        .await?;
-    if !idle {
+    if !start_if_idle(table, &key, own, now_ms).await? {
+        let interval = AttributeValue::N(own.interval_ms.to_string());
         table
             .update(
                 &key,
                 "SET tat = tat + :interval",
                 None,
-                &[(":interval", n(own.interval_ms))],
+                &[(":interval", interval)],
             )
             .await?;
     }
     Ok(())
 }
 
-/// One GCRA take on the bucket item `key`: one conditional update when the bucket is idle, a
-/// second when it is busy.
-async fn take(table: &Table, key: &str, rate: Rate, now_ms: i64) -> Result<Take, TableError> {
+/// An idle bucket (or none yet) starts from now, one interval taken. `Ok(false)`: it was busy.
+async fn start_if_idle(table: &Table, key: &str, rate: Rate, now_ms: i64) -> Result<bool, TableError> {
     let n = |v: i64| AttributeValue::N(v.to_string());
-    // An idle bucket (or none yet): start from now.
-    let idle = table
+    table
         .update(
             key,
             "SET tat = :next, expiresAt = :exp",
@@ -165,10 +151,16 @@ async fn take(table: &Table, key: &str, rate: Rate, now_ms: i64) -> Result<Take,
                 (":exp", n(expires_at(now_ms))),
             ],
         )
-        .await?;
-    if idle {
+        .await
+}
+
+/// One GCRA take on the bucket item `key`: one conditional update when the bucket is idle, a
+/// second when it is busy.
+async fn take(table: &Table, key: &str, rate: Rate, now_ms: i64) -> Result<Take, TableError> {
+    if start_if_idle(table, key, rate, now_ms).await? {
         return Ok(Take::Granted);
     }
+    let n = |v: i64| AttributeValue::N(v.to_string());
     // A busy bucket: one more interval, if that stays within the tolerance.
     let limit = now_ms + rate.tolerance_ms - rate.interval_ms;
     let busy = table
