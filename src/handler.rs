@@ -38,7 +38,7 @@ impl App {
     pub fn new(client: aws_sdk_healthlake::Client, config: Config) -> Self {
         App {
             access: Access::new(config.access.clone(), None),
-            lookup: Lookup::new(aws::lazy(move || client), &config, None),
+            lookup: Lookup::new(aws::lazy(move || client)),
             config,
         }
     }
@@ -46,19 +46,13 @@ impl App {
     /// The app as Lambda runs it: every client built from `sdk` (`aws`), HealthLake's when first
     /// needed, with the shared tier and partner mappings on `STATUS_TABLE` when that is set.
     pub fn from_sdk(sdk: &aws_config::SdkConfig, config: Config) -> Self {
-        let table = config.status_table.clone();
+        let partners = config.status_table.clone().map(|t| (aws::partner_table(sdk), t));
         App {
-            access: Access::new(
-                config.access.clone(),
-                table.clone().map(|t| (aws::partner_table(sdk), t)),
-            ),
-            lookup: Lookup::new(
-                aws::healthlake(sdk),
-                &config,
-                table.map(|t| (aws::status_table(sdk, &config), t)),
-            ),
+            access: Access::new(config.access.clone(), partners),
+            lookup: Lookup::new(aws::healthlake(sdk)),
             config,
         }
+        .with_fleet(sdk)
     }
 
     /// As [`App::new`], with the shared tier on `STATUS_TABLE` through a DynamoDB client built

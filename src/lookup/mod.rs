@@ -47,16 +47,12 @@ pub(crate) struct Lookup {
 }
 
 impl Lookup {
-    /// With `table` (the status table's client and name), the shared tier is on.
-    pub(crate) fn new(
-        client: LazyClient<aws_sdk_healthlake::Client>,
-        config: &Config,
-        table: Option<(aws_sdk_dynamodb::Client, String)>,
-    ) -> Lookup {
+    /// Memory and HealthLake only.
+    pub(crate) fn new(client: LazyClient<aws_sdk_healthlake::Client>) -> Lookup {
         Lookup {
             client,
             memory: TerminalCache::default(),
-            shared: table.map(|(client, name)| Shared::new(client, name, config)),
+            shared: None,
         }
     }
 

@@ -275,16 +275,20 @@ impl Shared {
             } else {
                 budget::take_refresh(&self.table, self.rate, now).await
             };
-            let (retry_in_ms, code) = match take {
+            let retry_in_ms = match take {
                 Err(e) => {
                     self.table_failed(&e);
                     return Step::WithoutTable;
                 }
-                Ok(Take::Granted) => (None, ""),
-                Ok(Take::Spent { retry_in_ms }) => (Some(retry_in_ms), "BudgetSpent"),
+                Ok(Take::Granted) => None,
+                Ok(Take::Spent { retry_in_ms }) => Some(retry_in_ms),
                 // A caller over its share of unknown ids is guessing: 429 at once, holding
-                // nothing (no wait, no lease).
-                Ok(Take::CallerSpent { .. }) => (Some(i64::MAX / 2), "CallerBudgetSpent"),
+                // nothing (no wait, no lease). A miss has no stale answer to serve.
+                Ok(Take::CallerSpent) => {
+                    let _ = self.table.release_job(ds, job, lease_until, now_ms()).await;
+                    let err = UpstreamError::new(UpstreamKind::Throttled, "CallerBudgetSpent");
+                    return Step::Done(Err(err.into()));
+                }
             };
             if let Some(retry_in_ms) = retry_in_ms {
                 if let Some(s) = self.servable(&look.stale) {
@@ -293,17 +297,11 @@ impl Shared {
                 }
                 // Keep the lease (others wait for this environment's answer) and wait for the
                 // budget's next slot, with a little spread so that waiters do not come together.
-                let wait = Duration::from_millis(
-                    retry_in_ms.saturating_add(jitter_ms(self.rate.interval_ms)) as u64,
-                );
-                if Instant::now()
-                    .checked_add(wait)
-                    .is_none_or(|at| at >= look.deadline)
-                {
+                let wait = Duration::from_millis((retry_in_ms + jitter_ms(self.rate.interval_ms)) as u64);
+                if Instant::now() + wait >= look.deadline {
                     let _ = self.table.release_job(ds, job, lease_until, now_ms()).await;
-                    return Step::Done(
-                        self.fall_back(look, UpstreamError::new(UpstreamKind::Throttled, code).into()),
-                    );
+                    let err = UpstreamError::new(UpstreamKind::Throttled, "BudgetSpent");
+                    return Step::Done(self.fall_back(look, err.into()));
                 }
                 tokio::time::sleep(wait).await;
                 continue;

@@ -71,10 +71,8 @@ pub(crate) enum Take {
     Spent {
         retry_in_ms: i64,
     },
-    /// The caller's own bucket is spent, likewise.
-    CallerSpent {
-        retry_in_ms: i64,
-    },
+    /// The caller is over its share of ids HealthLake did not know.
+    CallerSpent,
 }
 
 /// Which bucket a caller's misses draw on.
@@ -105,9 +103,7 @@ pub(crate) async fn take_miss(
         });
     match tat {
         // Past its tolerance: refused until `tat` is back within it.
-        Some(tat) if tat > now_ms + own.tolerance_ms => Ok(Take::CallerSpent {
-            retry_in_ms: (tat - now_ms - own.tolerance_ms).min(60_000),
-        }),
+        Some(tat) if tat > now_ms + own.tolerance_ms => Ok(Take::CallerSpent),
         _ => take(table, BUDGET_KEY, rate.for_misses(), now_ms).await,
     }
 }
